@@ -1,0 +1,250 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Volumes on this host: raw TFS files in <ops home>/volumes, as the ops CLI keeps them."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+    SECTOR, TFSFormatError, format_uuid,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
+    TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.volume_content import (
+    Fingerprint, compare, listing, render, signature_of,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
+    find_volume, human_size, list_volume_files, normalize_uuid, parse_size, validate_name,
+    volume_path,
+)
+
+MIB = 1024 * 1024
+# Free space a volume gets beyond its content when no size is given (besides the 1 MiB the
+# guest reserves for its log): ops' default leaves none, and the guest's first write fails.
+DEFAULT_FREE = MIB
+
+
+def default_size(need):
+    return -(-(need + DEFAULT_FREE) // MIB) * MIB
+
+
+def _diff_text(size, entries, modified=()):
+    if size is None:
+        return ""
+    lines = ["size: %d (%s)" % (size, human_size(size))] + render(entries, modified)
+    return "\n".join(lines) + "\n"
+
+
+class OnPremVolumes(VolumeProvider):
+    name = "onprem"
+
+    def __init__(self, ops_dir=None):
+        self.home = OpsHome(ops_dir)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _fingerprint(self, uuid):
+        return Fingerprint(self.home.state("volumes", uuid + ".json"))
+
+    def describe(self, vf, tfs=None, contents=False, checksums=False):
+        """A volume as modules return it; a file that is not a readable TFS gets an `error`."""
+        out = {"name": vf.name, "uuid": vf.uuid, "path": vf.path, "size": vf.size,
+               "created": vf.created, "provider": self.name}
+        own = tfs is None
+        try:
+            if own:
+                tfs = TFS(vf.path)
+            counts = {"file": 0, "directory": 0, "symlink": 0}
+            tree = []
+            for entry in tfs.walk():
+                counts[entry.kind] += 1
+                if contents:
+                    item = entry.as_dict()
+                    if checksums and entry.kind == "file":
+                        h = hashlib.sha256()
+                        for chunk in tfs.iter_file(entry):
+                            h.update(chunk)
+                        item["sha256"] = h.hexdigest()
+                    tree.append(item)
+            out.update(label=tfs.label, tfs_version=tfs.version, used=tfs.used_bytes(),
+                       files=counts["file"], directories=counts["directory"],
+                       symlinks=counts["symlink"])
+            if tfs.uuid != vf.uuid:
+                out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
+                    vf.uuid, tfs.uuid)
+            if contents:
+                out["contents"] = tree
+        except (OSError, TFSFormatError) as e:
+            out["error"] = "not a readable Nanos volume: %s" % e
+        finally:
+            if own and tfs is not None:
+                tfs.close()
+        return out
+
+    def list_volumes(self, name=None, uuid=None, contents=False, checksums=False):
+        uuid = normalize_uuid(uuid) if uuid else None
+        return [self.describe(v, contents=contents, checksums=checksums)
+                for v in list_volume_files(self.home.volumes)
+                if (name is None or v.name == name) and (uuid is None or v.uuid == uuid)]
+
+    def _find(self, spec):
+        """The existing volume the spec names, refusing a UUID that belongs to another name."""
+        volumes = list_volume_files(self.home.volumes)
+        by_name = find_volume(volumes, name=spec.name, uuid=spec.uuid if spec.uuid else None)
+        if spec.uuid:
+            other = find_volume(volumes, uuid=spec.uuid)
+            if other is not None and other.name != spec.name:
+                raise OpsError("UUID %s already belongs to volume %r (%s)"
+                               % (spec.uuid, other.name, other.path))
+            if by_name is None:
+                named = [v for v in volumes if v.name == spec.name]
+                if named:
+                    raise OpsError("volume %r exists with UUID %s, not %s; remove it first "
+                                   "(state: absent) to recreate it with another UUID"
+                                   % (spec.name, named[0].uuid, spec.uuid))
+        return by_name
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _plan(self, spec, check_mode):
+        plan = plan_tree(spec.source, check_readable=check_mode) if spec.source else TreePlan()
+        log = prepare(plan, version=spec.tfs_version)
+        return plan, log, required_sectors(plan, log) * SECTOR
+
+    def _build(self, path, plan, log, uuid_bytes, name, size, version):
+        with self.home.staged_file(path) as fd:
+            write_filesystem(fd, plan, log, uuid_bytes, name, size, version)
+
+    def present(self, spec, check_mode=False):
+        validate_name(spec.name)
+        if spec.uuid:
+            spec.uuid = normalize_uuid(spec.uuid)
+        want_size = parse_size(spec.size) if spec.size is not None else None
+        self.home.ensure_dir(self.home.volumes)
+        with self.home.lock("volumes"):
+            existing = self._find(spec)
+            plan, log, need = self._plan(spec, check_mode)
+            if existing is None:
+                return self._create(spec, plan, log, need, want_size, check_mode)
+            return self._update(spec, existing, plan, log, need, want_size, check_mode)
+
+    def _create(self, spec, plan, log, need, want_size, check_mode):
+        size = want_size if want_size is not None else default_size(need)
+        if size < need:
+            raise OpsError(
+                "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
+                "file data, its log, and the 1 MiB the guest keeps free for its own log)"
+                % (spec.size, size, need, human_size(plan.data_bytes)), needed=need)
+        uuid_bytes = bytes.fromhex(spec.uuid.replace("-", "")) if spec.uuid else os.urandom(16)
+        uuid = format_uuid(uuid_bytes)
+        path = volume_path(self.home.volumes, spec.name, uuid)
+        after = _diff_text(size, listing(plan.root))
+        action = "create %s (%s) from %s" % (path, human_size(size), spec.source or "nothing")
+        volume = {"name": spec.name, "uuid": uuid if spec.uuid else None,
+                  "path": path if spec.uuid else None, "size": size, "label": spec.name,
+                  "tfs_version": spec.tfs_version, "provider": self.name,
+                  "files": plan.files, "directories": plan.directories,
+                  "symlinks": plan.symlinks}
+        if check_mode:
+            return Outcome(True, volume, "", after, actions=[action])
+        self._build(path, plan, log, uuid_bytes, spec.name, size, spec.tfs_version)
+        if spec.source:
+            self._fingerprint(uuid).save(signature_of(plan), path)
+        vf = find_volume(list_volume_files(self.home.volumes), uuid=uuid)
+        return Outcome(True, self.describe(vf), "", after, actions=[action])
+
+    def _update(self, spec, vf, plan, log, need, want_size, check_mode):
+        warnings, actions = [], []
+        if want_size is not None and want_size < vf.size:
+            raise OpsError("volume %r is %d bytes and size %s asks for %d: shrinking would lose "
+                           "data and is refused" % (vf.name, vf.size, spec.size, want_size))
+        fingerprint = self._fingerprint(vf.uuid)
+        try:
+            tfs = TFS(vf.path)
+        except (OSError, TFSFormatError) as e:
+            raise OpsError("%s is not a readable Nanos volume (%s); it is left as it is"
+                           % (vf.path, e))
+        with tfs:
+            have = listing(tfs.root)
+            before = _diff_text(vf.size, have)
+            after_size = max(vf.size, want_size or 0)
+            diff, reasons = None, []
+            if spec.source:
+                quick = fingerprint.matches(signature_of(plan), vf.path)
+                diff = compare(plan, spec.source, tfs, compare_data=not quick)
+                if diff:
+                    reasons.append(diff.summary())
+                if tfs.version != spec.tfs_version:
+                    reasons.append("it is TFS version %d, not %d" % (tfs.version, spec.tfs_version))
+            if reasons and spec.force:
+                if want_size is not None and want_size < need:
+                    raise OpsError("size %s (%d bytes) cannot hold the new content: it needs at "
+                                   "least %d bytes" % (spec.size, want_size, need))
+                after_size = max(after_size, need)
+                after = _diff_text(after_size, listing(plan.root), diff.modified if diff else ())
+                actions.append("rebuild %s from %s (%s)" % (vf.path, spec.source, "; ".join(reasons)))
+            else:
+                if reasons:
+                    warnings.append(
+                        "volume %r does not match %s: %s. Nothing in it was changed; set force: "
+                        "true to rebuild it from the source (keeping UUID %s). A rebuild "
+                        "replaces everything a guest wrote to it."
+                        % (vf.name, spec.source, "; ".join(reasons), vf.uuid))
+                elif spec.source and not check_mode:
+                    fingerprint.save(signature_of(plan), vf.path)
+                after = _diff_text(after_size, have)
+            uuid_bytes = tfs.uuid_bytes
+        grow = after_size > vf.size and not actions
+        if grow:
+            actions.append("grow %s from %d to %d bytes" % (vf.path, vf.size, after_size))
+        if not actions or check_mode:
+            volume = self.describe(vf)
+            if actions:
+                volume["size"] = after_size
+            return Outcome(bool(actions), volume, before, after, warnings, actions)
+        if grow:
+            try:
+                os.truncate(vf.path, after_size)  # safe: the kernel takes the disk's size
+            except OSError as e:
+                raise OpsError("cannot grow %s: %s" % (vf.path, e.strerror))
+            if spec.source and not reasons:
+                fingerprint.save(signature_of(plan), vf.path)
+        else:
+            self._build(vf.path, plan, log, uuid_bytes, vf.name, after_size, spec.tfs_version)
+            fingerprint.save(signature_of(plan), vf.path)
+        vf = find_volume(list_volume_files(self.home.volumes), uuid=vf.uuid)
+        return Outcome(True, self.describe(vf), before, after, warnings, actions)
+
+    def absent(self, spec, check_mode=False):
+        if spec.uuid:
+            spec.uuid = normalize_uuid(spec.uuid)
+        if spec.name is None and spec.uuid is None:
+            raise OpsError("name or uuid is required")
+        with self.home.lock("volumes"):
+            vf = find_volume(list_volume_files(self.home.volumes), name=spec.name, uuid=spec.uuid)
+            if vf is None:
+                return Outcome(False, None)
+            volume = self.describe(vf)
+            try:
+                with TFS(vf.path) as tfs:
+                    before = _diff_text(vf.size, listing(tfs.root))
+            except (OSError, TFSFormatError):
+                before = "size: %d\n(unreadable)\n" % vf.size
+            action = "delete %s" % vf.path
+            if not check_mode:
+                try:
+                    os.unlink(vf.path)
+                except OSError as e:
+                    raise OpsError("cannot delete %s: %s" % (vf.path, e.strerror))
+                self._fingerprint(vf.uuid).drop()
+            return Outcome(True, volume, before, "", actions=[action])

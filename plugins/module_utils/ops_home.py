@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ops home directory: where ops and this collection keep volumes, images and instances."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import fcntl
+import os
+import tempfile
+
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+
+# Our own bookkeeping lives in a hidden folder that ops never lists (ops lists every file in
+# images/ as an image and splits every file name in volumes/ on ':').
+STATE_DIR = ".unikernel-ops"
+
+
+def default_ops_dir():
+    """As ops: $OPS_HOME/.ops when OPS_HOME is set, else ~/.ops."""
+    base = os.environ.get("OPS_HOME")
+    if base:
+        return os.path.join(base, ".ops")
+    return os.path.join(os.path.expanduser("~"), ".ops")
+
+
+class OpsHome:
+    def __init__(self, ops_dir=None):
+        self.root = os.path.abspath(os.path.expanduser(ops_dir or default_ops_dir()))
+
+    @property
+    def volumes(self):
+        return os.path.join(self.root, "volumes")
+
+    @property
+    def images(self):
+        return os.path.join(self.root, "images")
+
+    @property
+    def instances(self):
+        return os.path.join(self.root, "instances")
+
+    def state(self, *parts):
+        return os.path.join(self.root, STATE_DIR, *parts)
+
+    def ensure_dir(self, path, mode=0o755):
+        try:
+            os.makedirs(path, mode=mode, exist_ok=True)
+        except OSError as e:
+            raise OpsError("cannot create %s: %s" % (path, e.strerror))
+        return path
+
+    @contextlib.contextmanager
+    def lock(self, name):
+        """An exclusive lock across processes, so two runs never create the same thing twice."""
+        path = os.path.join(self.ensure_dir(self.state(), 0o700), name + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextlib.contextmanager
+    def staged_file(self, final_path, mode=0o644):
+        """A temp file on the same filesystem, renamed onto final_path only if the block succeeds.
+
+        Yields the open fd. On any error the temp file is removed and final_path is untouched.
+        """
+        tmpdir = self.ensure_dir(self.state("tmp"), 0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".staging-", suffix=".raw", dir=tmpdir)
+        try:
+            os.fchmod(fd, mode)
+            yield fd
+            os.close(fd)
+            fd = None
+            os.rename(tmp, final_path)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise

@@ -1,0 +1,275 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read a Nanos TFS: label, UUID, the tree, and file contents.
+
+Reads what this collection writes, what Nanos mkfs writes (integer numbers) and what ops writes
+(decimal strings), and logs a guest has appended to (updates by reference, deleted attributes,
+uninitialised extents). A filesystem can start at any byte offset (an image partition).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+    END_OF_LOG, END_OF_SEGMENT, LOG_EXTENSION_LINK, MAGIC, SECTOR, SUPPORTED_VERSIONS,
+    TUPLE_AVAILABLE, TUPLE_EXTENDED, Decoder, TFSFormatError, as_int, decode_varint, format_uuid,
+)
+
+READ_CHUNK = 4 * 1024 * 1024
+MAX_EXTENSIONS = 1 << 20  # a guard against link cycles in a damaged log
+
+
+class Entry:
+    """One node of the tree: kind is 'file', 'directory' or 'symlink'."""
+
+    __slots__ = ("path", "kind", "size", "target", "node")
+
+    def __init__(self, path, kind, size=0, target=None, node=None):
+        self.path = path  # bytes, absolute inside the filesystem ("/a/b")
+        self.kind = kind
+        self.size = size
+        self.target = target  # bytes, for symlinks
+        self.node = node
+
+    def as_dict(self):
+        d = {"path": os.fsdecode(self.path), "type": self.kind}
+        if self.kind == "file":
+            d["size"] = self.size
+        elif self.kind == "symlink":
+            d["target"] = os.fsdecode(self.target)
+        return d
+
+
+class TFS:
+    """An open filesystem. Use as a context manager, or call close()."""
+
+    def __init__(self, path, offset=0):
+        self.path = path
+        self.offset = offset
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            self._load()
+        except Exception:
+            os.close(self._fd)
+            raise
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _pread(self, length, sector):
+        return os.pread(self._fd, length, self.offset + sector * SECTOR)
+
+    def _load(self):
+        head = self._pread(SECTOR, 0)
+        if len(head) < SECTOR or head[:6] != MAGIC:
+            raise TFSFormatError("no TFS found (missing NVMTFS magic)")
+        pos = len(MAGIC)
+        self.version, pos = decode_varint(head, pos)
+        if self.version not in SUPPORTED_VERSIONS:
+            raise TFSFormatError("TFS version %d is not supported" % self.version)
+        initial_len, pos = decode_varint(head, pos)
+        self.uuid_bytes = bytes(head[pos:pos + 16])
+        pos += 16
+        end = head.find(b"\0", pos)
+        if end < 0:
+            raise TFSFormatError("unterminated label")
+        self.label = head[pos:end].decode("utf-8", "replace")
+        pos = end + 1
+        if head[pos] != LOG_EXTENSION_LINK:
+            raise TFSFormatError("the initial log extension does not link to the log")
+        start, pos = decode_varint(head, pos + 1)
+        length, pos = decode_varint(head, pos)
+        self.log_extensions = [(0, initial_len)]
+        self.root = self._read_log(start, length)
+        if not isinstance(self.root, dict):
+            raise TFSFormatError("the log holds no root tuple")
+
+    @property
+    def uuid(self):
+        return format_uuid(self.uuid_bytes)
+
+    def _read_log(self, start, length):
+        decoder = Decoder(self.version)
+        root = None
+        pending = None  # (total, bytearray) of a record continued in TUPLE_EXTENDED frames
+        while True:
+            if len(self.log_extensions) > MAX_EXTENSIONS:
+                raise TFSFormatError("log extension chain does not end")
+            self.log_extensions.append((start, length))
+            buf = self._pread(length * SECTOR, start)
+            if len(buf) < length * SECTOR or buf[:6] != MAGIC:
+                raise TFSFormatError("log extension at sector %d is missing or damaged" % start)
+            pos = len(MAGIC)
+            _, pos = decode_varint(buf, pos)
+            _, pos = decode_varint(buf, pos)
+            link = None
+            while link is None:
+                if pos >= len(buf):
+                    raise TFSFormatError("log extension at sector %d has no end" % start)
+                frame = buf[pos]
+                pos += 1
+                if frame == END_OF_LOG:
+                    if pending is not None:
+                        raise TFSFormatError("the log ends inside a record")
+                    return root
+                if frame == END_OF_SEGMENT:
+                    continue
+                if frame == LOG_EXTENSION_LINK:
+                    nstart, pos = decode_varint(buf, pos)
+                    nlength, pos = decode_varint(buf, pos)
+                    link = (nstart, nlength)
+                elif frame == TUPLE_AVAILABLE:
+                    if pending is not None:
+                        raise TFSFormatError("a new record starts inside another")
+                    total, pos = decode_varint(buf, pos)
+                    seglen, pos = decode_varint(buf, pos)
+                    pending = (total, bytearray(buf[pos:pos + seglen]))
+                    pos += seglen
+                elif frame == TUPLE_EXTENDED:
+                    if pending is None:
+                        raise TFSFormatError("a continuation frame without a record")
+                    seglen, pos = decode_varint(buf, pos)
+                    pending[1].extend(buf[pos:pos + seglen])
+                    pos += seglen
+                else:
+                    raise TFSFormatError("unknown log frame %d at sector %d" % (frame, start))
+                if pending is not None and len(pending[1]) >= pending[0]:
+                    value = decoder.record(pending[1][:pending[0]])
+                    pending = None
+                    if root is None:
+                        root = value
+            start, length = link
+
+    # -- the tree --------------------------------------------------------------------------
+
+    def walk(self):
+        """Yield every Entry below the root, depth-first in name order."""
+        return walk_tree(self.root)
+
+    def lookup(self, path):
+        """The Entry at an absolute path (str or bytes); symlinks are not followed."""
+        if isinstance(path, str):
+            path = os.fsencode(path)
+        node = self.root
+        parts = [p for p in path.split(b"/") if p]
+        for part in parts:
+            children = node.get(b"children")
+            if not isinstance(children, dict) or part not in children:
+                raise KeyError(os.fsdecode(path))
+            node = children[part]
+        return make_entry(b"/" + b"/".join(parts), node)
+
+    def extents(self, entry):
+        """(file sector, disk sector, sectors, initialised) for each extent, in file order."""
+        out = []
+        for key, ext in (entry.node.get(b"extents") or {}).items():
+            if not isinstance(ext, dict):
+                continue
+            out.append((as_int(key, "extent key"), as_int(ext.get(b"offset"), "extent offset"),
+                        as_int(ext.get(b"length"), "extent length"), b"uninited" not in ext))
+        out.sort()
+        return out
+
+    def iter_file(self, entry, chunk=READ_CHUNK):
+        """Yield a regular file's bytes in chunks; holes and uninitialised extents read as zeros."""
+        remaining = entry.size
+        pos = 0  # byte position in the file
+        for fsect, dsect, nsect, inited in self.extents(entry):
+            if remaining <= 0:
+                break
+            start = fsect * SECTOR
+            if start > pos:  # a hole
+                gap = min(start - pos, remaining)
+                for piece in _zeros(gap, chunk):
+                    yield piece
+                pos += gap
+                remaining -= gap
+            span = min(nsect * SECTOR - (pos - start), remaining)
+            if span <= 0:
+                continue
+            if not inited:
+                for piece in _zeros(span, chunk):
+                    yield piece
+            else:
+                done = 0
+                while done < span:
+                    n = min(chunk, span - done)
+                    data = os.pread(self._fd, n,
+                                    self.offset + dsect * SECTOR + (pos - start) + done)
+                    if len(data) != n:
+                        raise TFSFormatError("%s: extent beyond the end of the disk"
+                                             % os.fsdecode(entry.path))
+                    yield data
+                    done += n
+            pos += span
+            remaining -= span
+        if remaining > 0:
+            for piece in _zeros(remaining, chunk):
+                yield piece
+
+    def read_file(self, path):
+        entry = path if isinstance(path, Entry) else self.lookup(path)
+        if entry.kind != "file":
+            raise IsADirectoryError(os.fsdecode(entry.path))
+        return b"".join(self.iter_file(entry))
+
+    def used_bytes(self):
+        """Sectors held by the log and by file extents, in bytes."""
+        sectors = sum(length for _, length in self.log_extensions)
+        for entry in self.walk():
+            if entry.kind == "file":
+                for ext in (entry.node.get(b"extents") or {}).values():
+                    if isinstance(ext, dict):
+                        sectors += as_int(ext.get(b"allocated", ext.get(b"length")), "allocated")
+        return sectors * SECTOR
+
+    def manifest(self):
+        """The root tuple's keys other than the tree (an image's manifest)."""
+        return dict((k, v) for k, v in self.root.items() if k != b"children")
+
+
+def make_entry(path, node):
+    if b"linktarget" in node:
+        return Entry(path, "symlink", target=node[b"linktarget"], node=node)
+    if b"children" in node:
+        return Entry(path, "directory", node=node)
+    return Entry(path, "file", size=as_int(node.get(b"filelength", 0), "filelength"), node=node)
+
+
+def walk_tree(root):
+    """Yield an Entry for every node below a root tuple (decoded, or a writer's plan).
+
+    Parents come before their children; siblings in name order.
+    """
+    stack = [(b"", root.get(b"children") or {})]
+    while stack:
+        prefix, children = stack.pop()
+        subdirs = []
+        for name in sorted(children):
+            node = children[name]
+            if not isinstance(node, dict):
+                continue
+            entry = make_entry(prefix + b"/" + name, node)
+            yield entry
+            if entry.kind == "directory":
+                subdirs.append((entry.path, node.get(b"children") or {}))
+        stack.extend(reversed(subdirs))
+
+
+def _zeros(n, chunk):
+    while n > 0:
+        k = min(n, chunk)
+        yield bytes(k)
+        n -= k

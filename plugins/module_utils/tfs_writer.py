@@ -1,0 +1,321 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build a Nanos TFS from a host directory.
+
+Two steps: plan_tree() walks the source once (lstat only) and lays every file out on disk;
+write_filesystem() streams the data into place and writes the log. The layout follows Nanos
+mkfs: the log's first extension at sector 1, file data from sector 3073 so that the guest finds
+the 2048 free sectors it reserves before its first write, further log extensions after the data.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import hashlib
+import os
+import stat
+
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+    END_OF_LOG, EXTENSION_BYTES, EXTENSION_SECTORS, GUEST_RESERVE_SECTORS, INITIAL_SECTORS,
+    LABEL_MAX, LINK_FRAME_MAX, LOG_EXTENSION_LINK, MAGIC, MAX_EXTENT_SECTORS,
+    NEW_EXTENSION_THRESHOLD, SECTOR, SEGMENT_RESERVE, TUPLE_AVAILABLE, TUPLE_EXTENDED,
+    Encoder, encode_varint,
+)
+
+DATA_START_SECTOR = INITIAL_SECTORS + EXTENSION_SECTORS + GUEST_RESERVE_SECTORS  # 3073
+# Files up to this size are read and written in batches; larger ones go through
+# copy_file_range, which copies inside the kernel (and may share blocks on reflink filesystems).
+SMALL_FILE = 256 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
+COPY_CHUNK = 64 * 1024 * 1024
+
+
+def sectors_for(nbytes):
+    return -(-nbytes // SECTOR)
+
+
+class TreePlan:
+    """A source directory laid out as a filesystem, before a byte is written.
+
+    root:      the TFS root tuple, ready to encode (file extents already placed).
+    copies:    (source path, size, first sector) for every non-empty file, in disk order.
+    data_end:  first sector after the file data.
+    files, directories, symlinks, data_bytes: counts for results and diffs.
+    """
+
+    def __init__(self):
+        self.root = {b"children": {}}
+        self.copies = []
+        self.data_end = DATA_START_SECTOR
+        self.files = 0
+        self.directories = 0
+        self.symlinks = 0
+        self.data_bytes = 0
+        # Paths, sizes, mtimes and link targets of the source: cheap proof it is unchanged.
+        self.signature = hashlib.sha256()
+
+
+def _file_entry(plan, size):
+    nsect = sectors_for(size)
+    extents = {}
+    offset = 0
+    while offset < nsect:
+        length = min(MAX_EXTENT_SECTORS, nsect - offset)
+        extents[str(offset).encode()] = {
+            b"offset": plan.data_end + offset,
+            b"length": length,
+            b"allocated": length,
+        }
+        offset += length
+    plan.data_end += nsect
+    return {b"filelength": size, b"extents": extents}
+
+
+def plan_tree(source, check_readable=False):
+    """Walk `source` (its contents become the volume root) and lay it out.
+
+    Symlinks are stored as links, never followed. Sockets, FIFOs and devices have no TFS form
+    and are refused. With check_readable, every file and directory is checked for read access
+    now (check mode has no later copy step to find out).
+    """
+    plan = TreePlan()
+    src = os.fsencode(source)
+    try:
+        st = os.stat(src)
+    except OSError as e:
+        raise OpsError("source directory %s cannot be used: %s" % (source, e.strerror))
+    if not stat.S_ISDIR(st.st_mode):
+        raise OpsError("source %s is not a directory" % source)
+    sig = plan.signature
+    sig.update(os.path.abspath(src) + b"\0")
+    stack = [(src, plan.root[b"children"])]
+    while stack:
+        dirpath, children = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise OpsError("cannot read directory %s: %s" % (os.fsdecode(dirpath), e.strerror))
+        subdirs = []
+        for entry in entries:
+            path = entry.path
+            try:
+                if entry.is_symlink():
+                    target = os.readlink(path)
+                    children[entry.name] = {b"linktarget": target}
+                    plan.symlinks += 1
+                    sig.update(b"l%s\0%s\0" % (path, target))
+                elif entry.is_dir(follow_symlinks=False):
+                    if check_readable and not os.access(path, os.R_OK | os.X_OK):
+                        raise OSError(errno.EACCES, "Permission denied")
+                    sub = {}
+                    children[entry.name] = {b"children": sub}
+                    subdirs.append((path, sub))
+                    plan.directories += 1
+                    sig.update(b"d%s\0" % path)
+                elif entry.is_file(follow_symlinks=False):
+                    if check_readable and not os.access(path, os.R_OK):
+                        raise OSError(errno.EACCES, "Permission denied")
+                    st = entry.stat(follow_symlinks=False)
+                    size = st.st_size
+                    sig.update(b"f%s\0%d:%d\0" % (path, size, st.st_mtime_ns))
+                    first = plan.data_end
+                    children[entry.name] = _file_entry(plan, size)
+                    if size:
+                        plan.copies.append((path, size, first))
+                    plan.files += 1
+                    plan.data_bytes += size
+                else:
+                    raise OpsError("%s is not a regular file, directory or symlink; TFS cannot "
+                                   "hold it" % os.fsdecode(path))
+            except OSError as e:
+                raise OpsError("cannot read %s: %s" % (os.fsdecode(path), e.strerror))
+        # Depth-first in name order, so that data is laid out in a stable order.
+        stack.extend(reversed(subdirs))
+    return plan
+
+
+def _copy_range(src_fd, dst_fd, size, dst_off, path):
+    """Copy `size` bytes from the start of src_fd to dst_off, in the kernel when it can."""
+    done = 0
+    use_cfr = hasattr(os, "copy_file_range")
+    while done < size:
+        want = min(COPY_CHUNK, size - done)
+        n = 0
+        if use_cfr:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, want, done, dst_off + done)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                                   errno.EBADF, errno.EPERM):
+                    raise
+                use_cfr = False
+        if not use_cfr:
+            chunk = os.pread(src_fd, min(want, 1024 * 1024), done)
+            n = len(chunk)
+            if n:
+                os.pwrite(dst_fd, chunk, dst_off + done)
+        if n == 0:
+            raise OpsError("%s shrank while it was being copied (expected %d bytes, got %d)"
+                           % (os.fsdecode(path), size, done))
+        done += n
+
+
+def _copy_data(dst_fd, copies):
+    batch = bytearray()
+    batch_start = 0
+    for path, size, sector in copies:
+        offset = sector * SECTOR
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as e:
+            raise OpsError("cannot read %s: %s" % (os.fsdecode(path), e.strerror))
+        try:
+            if size <= SMALL_FILE:
+                data = os.read(fd, size + 1)
+                if len(data) != size:
+                    raise OpsError("%s changed size while it was being copied (expected %d "
+                                   "bytes, got %d)" % (os.fsdecode(path), size, len(data)))
+                if batch and batch_start + len(batch) != offset:
+                    os.pwrite(dst_fd, batch, batch_start)
+                    batch = bytearray()
+                if not batch:
+                    batch_start = offset
+                batch += data
+                pad = -size % SECTOR
+                if pad:
+                    batch += bytes(pad)
+                if len(batch) >= BATCH_BYTES:
+                    os.pwrite(dst_fd, batch, batch_start)
+                    batch = bytearray()
+            else:
+                if batch:
+                    os.pwrite(dst_fd, batch, batch_start)
+                    batch = bytearray()
+                _copy_range(fd, dst_fd, size, offset, path)
+        except OSError as e:
+            raise OpsError("cannot copy %s: %s" % (os.fsdecode(path), e.strerror))
+        finally:
+            os.close(fd)
+    if batch:
+        os.pwrite(dst_fd, batch, batch_start)
+
+
+class LogLayout:
+    """Where the encoded metadata goes: the bytes of each log extension, by first sector."""
+
+    def __init__(self, extensions):
+        self.extensions = extensions  # list of (sector, bytes)
+
+    @property
+    def extra_sectors(self):
+        return (len(self.extensions) - 1) * EXTENSION_SECTORS
+
+
+def _extension_header(version):
+    return MAGIC + encode_varint(version) + encode_varint(EXTENSION_SECTORS)
+
+
+def layout_log(record, version, next_free_sector):
+    """Frame one encoded record into 1024-sector extensions as the kernel would.
+
+    The first extension is at sector 1; further ones are placed from next_free_sector on.
+    A record that does not fit continues in TUPLE_EXTENDED frames after a link.
+    """
+    header = _extension_header(version)
+    extensions = []
+    current = bytearray(header)
+    sector = INITIAL_SECTORS
+    nxt = next_free_sector
+    pos = 0
+    total = len(record)
+    first = True
+
+    def link():
+        nonlocal current, sector, nxt
+        # mkfs ends a linked extension with END_OF_LOG too; readers stop at the link.
+        current += (bytes((LOG_EXTENSION_LINK,)) + encode_varint(nxt)
+                    + encode_varint(EXTENSION_SECTORS) + bytes((END_OF_LOG,)))
+        extensions.append((sector, current))
+        sector, nxt = nxt, nxt + EXTENSION_SECTORS
+        current = bytearray(header)
+
+    while first or pos < total:
+        if len(current) + NEW_EXTENSION_THRESHOLD >= EXTENSION_BYTES:
+            link()
+        room = EXTENSION_BYTES - (len(current) + SEGMENT_RESERVE)
+        seg = record[pos:pos + room]
+        if first:
+            current += bytes((TUPLE_AVAILABLE,)) + encode_varint(total) + encode_varint(len(seg))
+            first = False
+        else:
+            current += bytes((TUPLE_EXTENDED,)) + encode_varint(len(seg))
+        current += seg
+        pos += len(seg)
+        if pos < total:
+            link()
+    current.append(END_OF_LOG)
+    assert len(current) + LINK_FRAME_MAX <= EXTENSION_BYTES
+    extensions.append((sector, current))
+    return LogLayout(extensions)
+
+
+def initial_extension(version, uuid_bytes, label):
+    """Sector 0: magic, version, its own length (1), UUID, NUL-terminated label, link to sector 1."""
+    label_bytes = label.encode("utf-8")
+    if len(label_bytes) > LABEL_MAX:
+        raise OpsError("label %r is %d bytes; Nanos accepts at most %d"
+                       % (label, len(label_bytes), LABEL_MAX))
+    if len(uuid_bytes) != 16:
+        raise ValueError("a TFS UUID is 16 bytes")
+    out = (MAGIC + encode_varint(version) + encode_varint(INITIAL_SECTORS) + bytes(uuid_bytes)
+           + label_bytes + b"\0" + bytes((LOG_EXTENSION_LINK,)) + encode_varint(INITIAL_SECTORS)
+           + encode_varint(EXTENSION_SECTORS) + bytes((END_OF_LOG,)))
+    return out + bytes(SECTOR - len(out))
+
+
+def encode_root(root, version=5, numbers_as_strings=False):
+    enc = Encoder(version=version, numbers_as_strings=numbers_as_strings)
+    enc.value(root)  # the root is the first thing encoded, so it is dictionary entry 1
+    return bytes(enc.out)
+
+
+class Built:
+    """What write_filesystem produced: sizes in bytes."""
+
+    def __init__(self, size, used, log_sectors):
+        self.size = size
+        self.used = used
+        self.log_sectors = log_sectors
+
+
+def required_sectors(plan, log):
+    return plan.data_end + log.extra_sectors
+
+
+def prepare(plan, version=5, numbers_as_strings=False):
+    """Encode the plan's metadata and place its log; returns the LogLayout."""
+    record = encode_root(plan.root, version, numbers_as_strings)
+    return layout_log(record, version, plan.data_end)
+
+
+def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5):
+    """Write the filesystem into an open, empty file (or an image partition at offset 0 of fd).
+
+    `size` is the byte length the file gets (holes stay sparse); it must hold the layout.
+    """
+    need = required_sectors(plan, log) * SECTOR
+    if size < need:
+        raise OpsError("internal: %d bytes requested but the layout needs %d" % (size, need))
+    os.ftruncate(fd, size)
+    _copy_data(fd, plan.copies)
+    for sector, data in log.extensions:
+        os.pwrite(fd, data, sector * SECTOR)
+    os.pwrite(fd, initial_extension(version, uuid_bytes, label), 0)
+    log_sectors = INITIAL_SECTORS + len(log.extensions) * EXTENSION_SECTORS
+    used = (log_sectors + sum(sectors_for(c[1]) for c in plan.copies)) * SECTOR
+    return Built(size, used, log_sectors)

@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+"""The onprem volume provider: creation, idempotence, growth, force, check mode, locking."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.tests.unit.plugins.module_utils.tfs_helpers import (
+    host_tree, volume_tree,
+)
+
+UUID = "0badc0de-0000-1111-2222-333344445555"
+
+
+@pytest.fixture
+def env(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_bytes(b"alpha\n")
+    (src / "b.bin").write_bytes(os.urandom(5000))
+    os.symlink("sub/a.txt", str(src / "link"))
+    provider = OnPremVolumes(ops_dir=str(tmp_path / ".ops"))
+    return provider, str(src), tmp_path
+
+
+def volume_files(provider):
+    d = provider.home.volumes
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_create_then_idempotent(env):
+    provider, src, _ = env
+    spec = VolumeSpec(name="data", source=src, size="8m")
+    out = provider.present(spec, check_mode=True)
+    assert out.changed and volume_files(provider) == []
+    assert "+" not in out.before and "/sub/a.txt  6 bytes" in out.after
+
+    out = provider.present(VolumeSpec(name="data", source=src, size="8m"))
+    assert out.changed
+    vol = out.volume
+    assert os.path.basename(vol["path"]) == "data:%s.raw" % vol["uuid"]
+    assert vol["size"] == 8 * 1024 ** 2 == os.path.getsize(vol["path"])
+    assert (vol["label"], vol["files"], vol["directories"], vol["symlinks"]) == ("data", 2, 1, 1)
+    assert volume_tree(vol["path"]) == host_tree(src)
+
+    again = provider.present(VolumeSpec(name="data", source=src, size="8m"))
+    assert not again.changed and again.warnings == [] and again.before == again.after
+    assert again.volume["uuid"] == vol["uuid"]
+
+
+def test_default_size_leaves_room(env):
+    provider, src, _ = env
+    vol = provider.present(VolumeSpec(name="data", source=src)).volume
+    assert vol["size"] % (1024 * 1024) == 0
+    assert vol["size"] - vol["used"] >= (2048 * 512) + 1024 * 1024  # guest reserve + 1 MiB
+
+
+def test_fixed_uuid_and_conflicts(env):
+    provider, src, _ = env
+    vol = provider.present(VolumeSpec(name="data", source=src, uuid=UUID.upper())).volume
+    assert vol["uuid"] == UUID
+    with TFS(vol["path"]) as tfs:
+        assert tfs.uuid == UUID
+    with pytest.raises(OpsError, match="already belongs to volume 'data'"):
+        provider.present(VolumeSpec(name="other", uuid=UUID))
+    with pytest.raises(OpsError, match="exists with UUID %s, not" % UUID):
+        provider.present(VolumeSpec(name="data", uuid="11111111-2222-3333-4444-555555555555"))
+    with pytest.raises(OpsError, match="not a UUID"):
+        provider.present(VolumeSpec(name="x", uuid="nope"))
+
+
+def test_duplicates_made_by_ops_are_reported(env):
+    provider, src, _ = env
+    first = provider.present(VolumeSpec(name="dup", source=src)).volume
+    copy = first["path"].replace(first["uuid"], "11111111-2222-3333-4444-555555555555")
+    with open(first["path"], "rb") as a, open(copy, "wb") as b:
+        b.write(a.read())
+    with pytest.raises(OpsError, match="2 volumes are named 'dup'"):
+        provider.present(VolumeSpec(name="dup", source=src))
+    with pytest.raises(OpsError, match="2 volumes are named 'dup'"):
+        provider.absent(VolumeSpec(name="dup"))
+
+
+def test_grow_and_refuse_shrink(env):
+    provider, src, _ = env
+    vol = provider.present(VolumeSpec(name="data", source=src, size="4m")).volume
+    before = volume_tree(vol["path"])
+    out = provider.present(VolumeSpec(name="data", size="6m"), check_mode=True)
+    assert out.changed and os.path.getsize(vol["path"]) == 4 * 1024 ** 2
+    out = provider.present(VolumeSpec(name="data", source=src, size="6m"))
+    assert out.changed and out.actions[0].startswith("grow ")
+    assert os.path.getsize(vol["path"]) == 6 * 1024 ** 2 == out.volume["size"]
+    assert volume_tree(vol["path"]) == before
+    assert not provider.present(VolumeSpec(name="data", source=src, size="6m")).changed
+    with pytest.raises(OpsError, match="shrinking would lose data"):
+        provider.present(VolumeSpec(name="data", size="5m"))
+    assert os.path.getsize(vol["path"]) == 6 * 1024 ** 2
+
+
+def test_size_too_small_for_content(env):
+    provider, src, _ = env
+    with pytest.raises(OpsError, match="cannot hold this volume: it needs at least"):
+        provider.present(VolumeSpec(name="data", source=src, size="1m"))
+    assert volume_files(provider) == []
+
+
+def test_content_change_needs_force(env):
+    provider, src, tmp = env
+    vol = provider.present(VolumeSpec(name="data", source=src)).volume
+    with open(os.path.join(src, "sub", "a.txt"), "wb") as f:
+        f.write(b"ALPHA\n")  # same size, other bytes
+    with open(os.path.join(src, "new.txt"), "wb") as f:
+        f.write(b"new")
+    raw_before = open(vol["path"], "rb").read()
+    out = provider.present(VolumeSpec(name="data", source=src))
+    assert not out.changed
+    assert "1 only in the source (/new.txt)" in out.warnings[0]
+    assert "1 with other content (/sub/a.txt)" in out.warnings[0]
+    assert open(vol["path"], "rb").read() == raw_before
+    check = provider.present(VolumeSpec(name="data", source=src, force=True), check_mode=True)
+    assert check.changed and "/new.txt  3 bytes" in check.after and "(content differs)" in check.after
+    assert open(vol["path"], "rb").read() == raw_before
+    out = provider.present(VolumeSpec(name="data", source=src, force=True))
+    assert out.changed and out.volume["uuid"] == vol["uuid"] and out.volume["path"] == vol["path"]
+    assert volume_tree(vol["path"]) == host_tree(src)
+    assert not provider.present(VolumeSpec(name="data", source=src)).changed
+
+
+def test_guest_writes_are_noticed(env):
+    """A volume changed behind our back (a guest's write) is compared byte for byte again."""
+    provider, src, _ = env
+    vol = provider.present(VolumeSpec(name="data", source=src)).volume
+    with TFS(vol["path"]) as tfs:
+        sector = tfs.extents(tfs.lookup("/sub/a.txt"))[0][1]
+    with open(vol["path"], "r+b") as f:
+        f.seek(sector * 512)
+        f.write(b"ALPHA")
+    out = provider.present(VolumeSpec(name="data", source=src))
+    assert not out.changed and "with other content (/sub/a.txt)" in out.warnings[0]
+
+
+def test_unreadable_volume_is_left_alone(env):
+    provider, src, _ = env
+    vol = provider.present(VolumeSpec(name="data", source=src)).volume
+    with open(vol["path"], "r+b") as f:
+        f.write(b"garbage!")
+    with pytest.raises(OpsError, match="not a readable Nanos volume.*left as it is"):
+        provider.present(VolumeSpec(name="data", source=src, force=True))
+    info = provider.list_volumes(name="data")[0]
+    assert "error" in info and info["uuid"] == vol["uuid"]
+
+
+def test_absent(env):
+    provider, src, _ = env
+    vol = provider.present(VolumeSpec(name="data", source=src)).volume
+    out = provider.absent(VolumeSpec(name="data"), check_mode=True)
+    assert out.changed and os.path.exists(vol["path"])
+    out = provider.absent(VolumeSpec(name="data"))
+    assert out.changed and not os.path.exists(vol["path"]) and "/sub/a.txt" in out.before
+    assert not provider.absent(VolumeSpec(name="data")).changed
+
+
+def test_info_contents_and_checksums(env):
+    provider, src, _ = env
+    provider.present(VolumeSpec(name="data", source=src))
+    info = provider.list_volumes(contents=True, checksums=True)
+    assert len(info) == 1
+    tree = dict((e["path"], e) for e in info[0]["contents"])
+    assert tree["/sub/a.txt"]["sha256"] == hashlib.sha256(b"alpha\n").hexdigest()
+    assert tree["/link"] == {"path": "/link", "type": "symlink", "target": "sub/a.txt"}
+    assert tree["/sub"] == {"path": "/sub", "type": "directory"}
+
+
+def _create(ops_dir, src, queue):
+    try:
+        out = OnPremVolumes(ops_dir=ops_dir).present(VolumeSpec(name="race", source=src))
+        queue.put(out.changed)
+    except Exception as e:  # pragma: no cover - reported to the parent
+        queue.put(repr(e))
+
+
+def test_concurrent_creates_make_one_volume(env):
+    provider, src, tmp = env
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_create, args=(provider.home.root, src, queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    results = sorted(queue.get(timeout=5) for _ in procs)
+    assert results == [False, False, False, True]
+    assert len(volume_files(provider)) == 1
+
+
+# Root reads everything; as root, the child runs without the capabilities that bypass file
+# permissions (setpriv is part of util-linux, essential on Debian).
+DROP_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
+def test_unreadable_source_file_leaves_nothing(env):
+    provider, src, tmp = env
+    secret = os.path.join(src, "secret")
+    with open(secret, "wb") as f:
+        f.write(b"x")
+    os.chmod(secret, 0)
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes\n"
+            "from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec\n"
+            "from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError\n"
+            "try:\n"
+            "    OnPremVolumes(ops_dir=%r).present(VolumeSpec(name='x', source=%r), check_mode=%s)\n"
+            "except OpsError as e:\n"
+            "    print(e.msg)\n")
+    import ansible_collections
+    coll = os.path.dirname(list(ansible_collections.__path__)[0])
+    for check in (True, False):
+        out = subprocess.run(DROP_DAC + [sys.executable, "-c", code % (coll, provider.home.root, src, check)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=True).stdout.decode()
+        assert "cannot read %s: Permission denied" % secret in out, out
+        assert volume_files(provider) == []
+        tmpdir = provider.home.state("tmp")
+        assert not os.path.isdir(tmpdir) or os.listdir(tmpdir) == []

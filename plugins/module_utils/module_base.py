@@ -41,11 +41,15 @@ class OpsModule:
     def check_mode(self):
         return self.module.check_mode
 
+    @property
+    def diff_mode(self):
+        return self.module._diff
+
     def outcome_result(self, outcome, key):
         """exit_json arguments for a provider Outcome, with the diff when --diff asked for it."""
         result = dict(changed=outcome.changed, actions=outcome.actions)
         result[key] = outcome.volume
-        if self.module._diff:
+        if self.diff_mode:
             result["diff"] = dict(before=outcome.before, after=outcome.after)
         for w in outcome.warnings:
             self.module.warn(w)

@@ -14,7 +14,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
-    SECTOR, TFSFormatError, format_uuid,
+    EXTENSION_SECTORS, SECTOR, TFSFormatError, format_uuid,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
@@ -45,6 +45,37 @@ def _diff_text(size, entries, modified=()):
     return "\n".join(lines) + "\n"
 
 
+def _uuid_bytes(uuid):
+    return bytes.fromhex(uuid.replace("-", ""))
+
+
+def _plan_facts(plan, log, label, version):
+    """What a volume built from this plan will report, known without reading it back."""
+    log_sectors = 1 + len(log.extensions) * EXTENSION_SECTORS
+    data_sectors = sum(-(-c[1] // SECTOR) for c in plan.copies)
+    return {"label": label, "tfs_version": version, "used": (log_sectors + data_sectors) * SECTOR,
+            "files": plan.files, "directories": plan.directories, "symlinks": plan.symlinks}
+
+
+def _tfs_facts(tfs):
+    counts = {"file": 0, "directory": 0, "symlink": 0}
+    for entry in tfs.walk():
+        counts[entry.kind] += 1
+    return {"label": tfs.label, "tfs_version": tfs.version, "used": tfs.used_bytes(),
+            "files": counts["file"], "directories": counts["directory"],
+            "symlinks": counts["symlink"]}
+
+
+def _content_item(tfs, entry, checksums):
+    item = entry.as_dict()
+    if checksums and entry.kind == "file":
+        h = hashlib.sha256()
+        for chunk in tfs.iter_file(entry):
+            h.update(chunk)
+        item["sha256"] = h.hexdigest()
+    return item
+
+
 class OnPremVolumes(VolumeProvider):
     name = "onprem"
 
@@ -56,39 +87,20 @@ class OnPremVolumes(VolumeProvider):
     def _fingerprint(self, uuid):
         return Fingerprint(self.home.state("volumes", uuid + ".json"))
 
-    def describe(self, vf, tfs=None, contents=False, checksums=False):
+    def describe(self, vf, contents=False, checksums=False):
         """A volume as modules return it; a file that is not a readable TFS gets an `error`."""
         out = {"name": vf.name, "uuid": vf.uuid, "path": vf.path, "size": vf.size,
                "created": vf.created, "provider": self.name}
-        own = tfs is None
         try:
-            if own:
-                tfs = TFS(vf.path)
-            counts = {"file": 0, "directory": 0, "symlink": 0}
-            tree = []
-            for entry in tfs.walk():
-                counts[entry.kind] += 1
+            with TFS(vf.path) as tfs:
+                out.update(_tfs_facts(tfs))
+                if tfs.uuid != vf.uuid:
+                    out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
+                        vf.uuid, tfs.uuid)
                 if contents:
-                    item = entry.as_dict()
-                    if checksums and entry.kind == "file":
-                        h = hashlib.sha256()
-                        for chunk in tfs.iter_file(entry):
-                            h.update(chunk)
-                        item["sha256"] = h.hexdigest()
-                    tree.append(item)
-            out.update(label=tfs.label, tfs_version=tfs.version, used=tfs.used_bytes(),
-                       files=counts["file"], directories=counts["directory"],
-                       symlinks=counts["symlink"])
-            if tfs.uuid != vf.uuid:
-                out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
-                    vf.uuid, tfs.uuid)
-            if contents:
-                out["contents"] = tree
+                    out["contents"] = [_content_item(tfs, e, checksums) for e in tfs.walk()]
         except (OSError, TFSFormatError) as e:
             out["error"] = "not a readable Nanos volume: %s" % e
-        finally:
-            if own and tfs is not None:
-                tfs.close()
         return out
 
     def list_volumes(self, name=None, uuid=None, contents=False, checksums=False):
@@ -125,7 +137,7 @@ class OnPremVolumes(VolumeProvider):
         with self.home.staged_file(path) as fd:
             write_filesystem(fd, plan, log, uuid_bytes, name, size, version)
 
-    def present(self, spec, check_mode=False):
+    def present(self, spec, check_mode=False, want_diff=False):
         validate_name(spec.name)
         if spec.uuid:
             spec.uuid = normalize_uuid(spec.uuid)
@@ -135,97 +147,111 @@ class OnPremVolumes(VolumeProvider):
             existing = self._find(spec)
             plan, log, need = self._plan(spec, check_mode)
             if existing is None:
-                return self._create(spec, plan, log, need, want_size, check_mode)
-            return self._update(spec, existing, plan, log, need, want_size, check_mode)
+                return self._create(spec, plan, log, need, want_size, check_mode, want_diff)
+            return self._update(spec, existing, plan, log, need, want_size, check_mode, want_diff)
 
-    def _create(self, spec, plan, log, need, want_size, check_mode):
+    def _create(self, spec, plan, log, need, want_size, check_mode, want_diff):
         size = want_size if want_size is not None else default_size(need)
         if size < need:
             raise OpsError(
                 "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
                 "file data, its log, and the 1 MiB the guest keeps free for its own log)"
                 % (spec.size, size, need, human_size(plan.data_bytes)), needed=need)
-        uuid_bytes = bytes.fromhex(spec.uuid.replace("-", "")) if spec.uuid else os.urandom(16)
+        uuid_bytes = _uuid_bytes(spec.uuid) if spec.uuid else os.urandom(16)
         uuid = format_uuid(uuid_bytes)
         path = volume_path(self.home.volumes, spec.name, uuid)
-        after = _diff_text(size, listing(plan.root))
+        after = _diff_text(size, listing(plan.root)) if want_diff else ""
         action = "create %s (%s) from %s" % (path, human_size(size), spec.source or "nothing")
-        volume = {"name": spec.name, "uuid": uuid if spec.uuid else None,
-                  "path": path if spec.uuid else None, "size": size, "label": spec.name,
-                  "tfs_version": spec.tfs_version, "provider": self.name,
-                  "files": plan.files, "directories": plan.directories,
-                  "symlinks": plan.symlinks}
+        facts = _plan_facts(plan, log, spec.name, spec.tfs_version)
         if check_mode:
+            volume = dict(facts, name=spec.name, uuid=uuid if spec.uuid else None,
+                          path=path if spec.uuid else None, size=size, provider=self.name)
             return Outcome(True, volume, "", after, actions=[action])
         self._build(path, plan, log, uuid_bytes, spec.name, size, spec.tfs_version)
-        if spec.source:
-            self._fingerprint(uuid).save(signature_of(plan), path)
         vf = find_volume(list_volume_files(self.home.volumes), uuid=uuid)
-        return Outcome(True, self.describe(vf), "", after, actions=[action])
+        if spec.source:
+            self._fingerprint(uuid).save(signature_of(plan), vf.path, facts)
+        return Outcome(True, self._volume(vf, facts), "", after, actions=[action])
 
-    def _update(self, spec, vf, plan, log, need, want_size, check_mode):
-        warnings, actions = [], []
-        if want_size is not None and want_size < vf.size:
-            raise OpsError("volume %r is %d bytes and size %s asks for %d: shrinking would lose "
-                           "data and is refused" % (vf.name, vf.size, spec.size, want_size))
-        fingerprint = self._fingerprint(vf.uuid)
+    def _volume(self, vf, facts):
+        return dict(facts, name=vf.name, uuid=vf.uuid, path=vf.path, size=vf.size,
+                    created=vf.created, provider=self.name)
+
+    def _inspect(self, spec, vf, plan, fingerprint):
+        """(facts, root tuple now on disk, TreeDiff or None, reasons to rebuild, uuid bytes).
+
+        When the fingerprint proves the volume still holds what we built from this very source,
+        nothing is read; otherwise the log is read and the data compared byte for byte.
+        """
+        sig = signature_of(plan)
+        facts = fingerprint.proven(sig, vf.path) if spec.source else None
+        if facts is not None and facts.get("tfs_version") == spec.tfs_version:
+            return facts, plan.root, None, [], None
         try:
             tfs = TFS(vf.path)
         except (OSError, TFSFormatError) as e:
             raise OpsError("%s is not a readable Nanos volume (%s); it is left as it is"
                            % (vf.path, e))
         with tfs:
-            have = listing(tfs.root)
-            before = _diff_text(vf.size, have)
-            after_size = max(vf.size, want_size or 0)
+            facts = _tfs_facts(tfs)
             diff, reasons = None, []
             if spec.source:
-                quick = fingerprint.matches(signature_of(plan), vf.path)
-                diff = compare(plan, spec.source, tfs, compare_data=not quick)
+                diff = compare(plan, spec.source, tfs)
                 if diff:
                     reasons.append(diff.summary())
                 if tfs.version != spec.tfs_version:
                     reasons.append("it is TFS version %d, not %d" % (tfs.version, spec.tfs_version))
-            if reasons and spec.force:
-                if want_size is not None and want_size < need:
-                    raise OpsError("size %s (%d bytes) cannot hold the new content: it needs at "
-                                   "least %d bytes" % (spec.size, want_size, need))
-                after_size = max(after_size, need)
-                after = _diff_text(after_size, listing(plan.root), diff.modified if diff else ())
-                actions.append("rebuild %s from %s (%s)" % (vf.path, spec.source, "; ".join(reasons)))
-            else:
-                if reasons:
-                    warnings.append(
-                        "volume %r does not match %s: %s. Nothing in it was changed; set force: "
-                        "true to rebuild it from the source (keeping UUID %s). A rebuild "
-                        "replaces everything a guest wrote to it."
-                        % (vf.name, spec.source, "; ".join(reasons), vf.uuid))
-                elif spec.source and not check_mode:
-                    fingerprint.save(signature_of(plan), vf.path)
-                after = _diff_text(after_size, have)
-            uuid_bytes = tfs.uuid_bytes
-        grow = after_size > vf.size and not actions
-        if grow:
+            return facts, tfs.root, diff, reasons, tfs.uuid_bytes
+
+    def _update(self, spec, vf, plan, log, need, want_size, check_mode, want_diff):
+        warnings, actions = [], []
+        if want_size is not None and want_size < vf.size:
+            raise OpsError("volume %r is %d bytes and size %s asks for %d: shrinking would lose "
+                           "data and is refused" % (vf.name, vf.size, spec.size, want_size))
+        fingerprint = self._fingerprint(vf.uuid)
+        facts, root, diff, reasons, uuid_bytes = self._inspect(spec, vf, plan, fingerprint)
+        after_size = max(vf.size, want_size or 0)
+        rebuild = bool(reasons) and spec.force
+        if rebuild:
+            if want_size is not None and want_size < need:
+                raise OpsError("size %s (%d bytes) cannot hold the new content: it needs at "
+                               "least %d bytes" % (spec.size, want_size, need))
+            after_size = max(after_size, need)
+            actions.append("rebuild %s from %s (%s)" % (vf.path, spec.source, "; ".join(reasons)))
+        elif reasons:
+            warnings.append(
+                "volume %r does not match %s: %s. Nothing in it was changed; set force: true to "
+                "rebuild it from the source (keeping UUID %s). A rebuild replaces everything a "
+                "guest wrote to it." % (vf.name, spec.source, "; ".join(reasons), vf.uuid))
+        if after_size > vf.size and not rebuild:
             actions.append("grow %s from %d to %d bytes" % (vf.path, vf.size, after_size))
-        if not actions or check_mode:
-            volume = self.describe(vf)
-            if actions:
-                volume["size"] = after_size
+        before = after = ""
+        if want_diff:
+            have = listing(root)
+            before = _diff_text(vf.size, have)
+            after = (_diff_text(after_size, listing(plan.root), diff.modified if diff else ())
+                     if rebuild else _diff_text(after_size, have))
+        if check_mode or not actions:
+            if spec.source and not reasons and not check_mode:
+                fingerprint.save(signature_of(plan), vf.path, facts)  # proof for the next run
+            volume = self._volume(vf, facts)
+            volume["size"] = after_size
             return Outcome(bool(actions), volume, before, after, warnings, actions)
-        if grow:
+        if rebuild:
+            self._build(vf.path, plan, log, uuid_bytes or _uuid_bytes(vf.uuid), vf.name,
+                        after_size, spec.tfs_version)
+            facts = _plan_facts(plan, log, vf.name, spec.tfs_version)
+        else:
             try:
                 os.truncate(vf.path, after_size)  # safe: the kernel takes the disk's size
             except OSError as e:
                 raise OpsError("cannot grow %s: %s" % (vf.path, e.strerror))
-            if spec.source and not reasons:
-                fingerprint.save(signature_of(plan), vf.path)
-        else:
-            self._build(vf.path, plan, log, uuid_bytes, vf.name, after_size, spec.tfs_version)
-            fingerprint.save(signature_of(plan), vf.path)
         vf = find_volume(list_volume_files(self.home.volumes), uuid=vf.uuid)
-        return Outcome(True, self.describe(vf), before, after, warnings, actions)
+        if spec.source and (rebuild or not reasons):
+            fingerprint.save(signature_of(plan), vf.path, facts)
+        return Outcome(True, self._volume(vf, facts), before, after, warnings, actions)
 
-    def absent(self, spec, check_mode=False):
+    def absent(self, spec, check_mode=False, want_diff=False):
         if spec.uuid:
             spec.uuid = normalize_uuid(spec.uuid)
         if spec.name is None and spec.uuid is None:
@@ -235,11 +261,13 @@ class OnPremVolumes(VolumeProvider):
             if vf is None:
                 return Outcome(False, None)
             volume = self.describe(vf)
-            try:
-                with TFS(vf.path) as tfs:
-                    before = _diff_text(vf.size, listing(tfs.root))
-            except (OSError, TFSFormatError):
-                before = "size: %d\n(unreadable)\n" % vf.size
+            before = ""
+            if want_diff:
+                try:
+                    with TFS(vf.path) as tfs:
+                        before = _diff_text(vf.size, listing(tfs.root))
+                except (OSError, TFSFormatError):
+                    before = "size: %d\n(not a readable volume)\n" % vf.size
             action = "delete %s" % vf.path
             if not check_mode:
                 try:

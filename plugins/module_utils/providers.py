@@ -52,12 +52,12 @@ class VolumeProvider:
         """Return a list of volume dicts."""
         raise NotImplementedError
 
-    def present(self, spec, check_mode=False):
-        """Make the volume exist as specified; return an Outcome."""
+    def present(self, spec, check_mode=False, want_diff=False):
+        """Make the volume exist as specified; return an Outcome (diff texts if want_diff)."""
         raise NotImplementedError
 
-    def absent(self, spec, check_mode=False):
-        """Make the volume not exist; return an Outcome."""
+    def absent(self, spec, check_mode=False, want_diff=False):
+        """Make the volume not exist; return an Outcome (diff texts if want_diff)."""
         raise NotImplementedError
 
 

@@ -125,7 +125,7 @@ class _Header:
             for i in range(words - 1, -1, -1):
                 parts.append(((length >> (7 * i)) & 0x7F) | (0x80 if i else 0))
             out = bytes(parts)
-        if length < 4096:
+        if length < 1 << 20:
             self._cache[key] = out
         return out
 
@@ -175,6 +175,8 @@ class Encoder:
         self.symbols = {}
         self.count = 0  # dictionary entries handed out so far (1-based indices)
         self.out = bytearray()
+        self._refs = {}  # symbol index -> encoded reference
+        self._tuple_headers = [self.header.encode(True, TYPE_TUPLE, n) for n in range(8)]
 
     def symbol(self, name):
         if isinstance(name, str):
@@ -189,15 +191,12 @@ class Encoder:
         self.out += name
 
     def value(self, v):
+        if type(v) is dict:
+            self._tuple(v)
+            return
         enc = self.header.encode
         out = self.out
-        if isinstance(v, dict):
-            self.count += 1  # a tuple takes its index before its children
-            out += enc(True, TYPE_TUPLE, len(v))
-            for k, item in v.items():
-                self.symbol(k)
-                self.value(item)
-        elif isinstance(v, bool):
+        if isinstance(v, bool):
             raise TypeError("booleans have no TFS encoding; convert them to strings")
         elif isinstance(v, int):
             if self.version == 4 or self.numbers_as_strings:
@@ -215,9 +214,11 @@ class Encoder:
             else:
                 out += enc(True, TYPE_STRING, len(data))
             out += data
+        elif isinstance(v, dict):
+            self._tuple(v)
         elif isinstance(v, (list, tuple)):
             if self.version == 4:
-                self.value(dict((str(i), item) for i, item in enumerate(v)))
+                self._tuple(dict((str(i), item) for i, item in enumerate(v)))
                 return
             self.count += 1
             out += enc(True, TYPE_VECTOR, len(v))
@@ -228,6 +229,51 @@ class Encoder:
             out += b"\x00"
         else:
             raise TypeError("cannot encode %r in TFS" % (v,))
+
+    def _tuple(self, d):
+        # The hot path of building a volume (tens of thousands of file tuples): symbols, nested
+        # tuples and small integers are handled inline, everything else by value().
+        out = self.out
+        enc = self.header.encode
+        symbols = self.symbols
+        refs = self._refs
+        ints_inline = self.version == 5 and not self.numbers_as_strings
+        self.count += 1  # a tuple takes its index before its children
+        n = len(d)
+        out += self._tuple_headers[n] if n < 8 else enc(True, TYPE_TUPLE, n)
+        for k, item in d.items():
+            if type(k) is not bytes:
+                k = k.encode("utf-8", "surrogateescape") if isinstance(k, str) else bytes(k)
+            index = symbols.get(k)
+            if index is None:
+                self.count += 1
+                symbols[k] = self.count
+                out += enc(True, TYPE_BUFFER, len(k))
+                out += k
+            else:
+                ref = refs.get(index)
+                if ref is None:
+                    ref = refs[index] = enc(False, TYPE_BUFFER, index)
+                out += ref
+            t = type(item)
+            if t is dict:
+                self._tuple(item)
+            elif t is int and ints_inline and item >= 0:
+                out += b"\xb0"
+                out += _small_varint(item) if item < _SMALL else encode_varint(item)
+            else:
+                self.value(item)
+
+
+_SMALL = 1 << 16
+_SMALL_VARINTS = {}
+
+
+def _small_varint(n):
+    hit = _SMALL_VARINTS.get(n)
+    if hit is None:
+        hit = _SMALL_VARINTS[n] = encode_varint(n)
+    return hit
 
 
 class Decoder:
@@ -282,7 +328,7 @@ class Decoder:
             else:
                 index, pos = decode_varint(buf, pos)
                 target = self._lookup(index, dict)
-            for _ in range(length):
+            for dummy in range(length):
                 name, pos = self._symbol(buf, pos)
                 value, pos = self._value(buf, pos)
                 if value is DELETED:
@@ -297,7 +343,7 @@ class Decoder:
             else:
                 index, pos = decode_varint(buf, pos)
                 target = self._lookup(index, list)
-            for _ in range(length):
+            for dummy in range(length):
                 value, pos = self._value(buf, pos)
                 target.append(value)
             return target, pos

@@ -112,8 +112,8 @@ class TFS:
             if len(buf) < length * SECTOR or buf[:6] != MAGIC:
                 raise TFSFormatError("log extension at sector %d is missing or damaged" % start)
             pos = len(MAGIC)
-            _, pos = decode_varint(buf, pos)
-            _, pos = decode_varint(buf, pos)
+            pos = decode_varint(buf, pos)[1]  # version
+            pos = decode_varint(buf, pos)[1]  # length
             link = None
             while link is None:
                 if pos >= len(buf):
@@ -192,16 +192,14 @@ class TFS:
             start = fsect * SECTOR
             if start > pos:  # a hole
                 gap = min(start - pos, remaining)
-                for piece in _zeros(gap, chunk):
-                    yield piece
+                yield from _zeros(gap, chunk)
                 pos += gap
                 remaining -= gap
             span = min(nsect * SECTOR - (pos - start), remaining)
             if span <= 0:
                 continue
             if not inited:
-                for piece in _zeros(span, chunk):
-                    yield piece
+                yield from _zeros(span, chunk)
             else:
                 done = 0
                 while done < span:
@@ -216,8 +214,7 @@ class TFS:
             pos += span
             remaining -= span
         if remaining > 0:
-            for piece in _zeros(remaining, chunk):
-                yield piece
+            yield from _zeros(remaining, chunk)
 
     def read_file(self, path):
         entry = path if isinstance(path, Entry) else self.lookup(path)
@@ -227,7 +224,7 @@ class TFS:
 
     def used_bytes(self):
         """Sectors held by the log and by file extents, in bytes."""
-        sectors = sum(length for _, length in self.log_extensions)
+        sectors = sum(ext[1] for ext in self.log_extensions)
         for entry in self.walk():
             if entry.kind == "file":
                 for ext in (entry.node.get(b"extents") or {}).values():

@@ -59,20 +59,22 @@ class TreePlan:
         self.signature = hashlib.sha256()
 
 
-def _file_entry(plan, size):
-    nsect = sectors_for(size)
+def _extents(first_sector, nsect):
+    """A file's extents tuple: runs of at most 65536 sectors, keyed by file sector."""
+    if nsect <= MAX_EXTENT_SECTORS:  # nearly every file: one extent
+        return {b"0": {b"offset": first_sector, b"length": nsect, b"allocated": nsect}}
     extents = {}
     offset = 0
     while offset < nsect:
         length = min(MAX_EXTENT_SECTORS, nsect - offset)
-        extents[str(offset).encode()] = {
-            b"offset": plan.data_end + offset,
-            b"length": length,
-            b"allocated": length,
-        }
+        extents[str(offset).encode()] = {b"offset": first_sector + offset, b"length": length,
+                                         b"allocated": length}
         offset += length
-    plan.data_end += nsect
-    return {b"filelength": size, b"extents": extents}
+    return extents
+
+
+def _name_key(entry):
+    return entry.name
 
 
 def plan_tree(source, check_readable=False):
@@ -90,45 +92,52 @@ def plan_tree(source, check_readable=False):
         raise OpsError("source directory %s cannot be used: %s" % (source, e.strerror))
     if not stat.S_ISDIR(st.st_mode):
         raise OpsError("source %s is not a directory" % source)
-    sig = plan.signature
-    sig.update(os.path.abspath(src) + b"\0")
+    # This loop runs once per file of the tree: state is kept in locals.
+    sig_parts = [os.path.abspath(src)]
+    copies = plan.copies
+    data_end = plan.data_end
+    files = directories = symlinks = data_bytes = 0
     stack = [(src, plan.root[b"children"])]
     while stack:
         dirpath, children = stack.pop()
         try:
             with os.scandir(dirpath) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name_key)
         except OSError as e:
             raise OpsError("cannot read directory %s: %s" % (os.fsdecode(dirpath), e.strerror))
         subdirs = []
         for entry in entries:
             path = entry.path
             try:
-                if entry.is_symlink():
+                if entry.is_file(follow_symlinks=False):
+                    if check_readable and not os.access(path, os.R_OK):
+                        raise OSError(errno.EACCES, "Permission denied")
+                    st = entry.stat(follow_symlinks=False)
+                    size = st.st_size
+                    sig_parts.append(b"f%s\0%d:%d" % (path, size, st.st_mtime_ns))
+                    nsect = -(-size // SECTOR)
+                    if size:
+                        copies.append((path, size, data_end))
+                        children[entry.name] = {b"filelength": size,
+                                                b"extents": _extents(data_end, nsect)}
+                    else:
+                        children[entry.name] = {b"filelength": 0, b"extents": {}}
+                    data_end += nsect
+                    files += 1
+                    data_bytes += size
+                elif entry.is_symlink():
                     target = os.readlink(path)
                     children[entry.name] = {b"linktarget": target}
-                    plan.symlinks += 1
-                    sig.update(b"l%s\0%s\0" % (path, target))
+                    symlinks += 1
+                    sig_parts.append(b"l%s\0%s" % (path, target))
                 elif entry.is_dir(follow_symlinks=False):
                     if check_readable and not os.access(path, os.R_OK | os.X_OK):
                         raise OSError(errno.EACCES, "Permission denied")
                     sub = {}
                     children[entry.name] = {b"children": sub}
                     subdirs.append((path, sub))
-                    plan.directories += 1
-                    sig.update(b"d%s\0" % path)
-                elif entry.is_file(follow_symlinks=False):
-                    if check_readable and not os.access(path, os.R_OK):
-                        raise OSError(errno.EACCES, "Permission denied")
-                    st = entry.stat(follow_symlinks=False)
-                    size = st.st_size
-                    sig.update(b"f%s\0%d:%d\0" % (path, size, st.st_mtime_ns))
-                    first = plan.data_end
-                    children[entry.name] = _file_entry(plan, size)
-                    if size:
-                        plan.copies.append((path, size, first))
-                    plan.files += 1
-                    plan.data_bytes += size
+                    directories += 1
+                    sig_parts.append(b"d%s" % path)
                 else:
                     raise OpsError("%s is not a regular file, directory or symlink; TFS cannot "
                                    "hold it" % os.fsdecode(path))
@@ -136,6 +145,10 @@ def plan_tree(source, check_readable=False):
                 raise OpsError("cannot read %s: %s" % (os.fsdecode(path), e.strerror))
         # Depth-first in name order, so that data is laid out in a stable order.
         stack.extend(reversed(subdirs))
+    plan.signature.update(b"\0".join(sig_parts))
+    plan.data_end = data_end
+    plan.files, plan.directories, plan.symlinks = files, directories, symlinks
+    plan.data_bytes = data_bytes
     return plan
 
 
@@ -259,7 +272,8 @@ def layout_log(record, version, next_free_sector):
         if pos < total:
             link()
     current.append(END_OF_LOG)
-    assert len(current) + LINK_FRAME_MAX <= EXTENSION_BYTES
+    if len(current) + LINK_FRAME_MAX > EXTENSION_BYTES:  # the kernel must be able to link on
+        raise AssertionError("log extension overfilled")
     extensions.append((sector, current))
     return LogLayout(extensions)
 

@@ -123,19 +123,23 @@ class Fingerprint:
         st = os.stat(volume_path)
         return [st.st_size, st.st_mtime_ns, st.st_ino]
 
-    def matches(self, signature, volume_path):
+    def proven(self, signature, volume_path):
+        """The facts saved with the proof when it still holds, else None."""
         data = self._load()
         try:
-            return bool(data) and data.get("signature") == signature and \
-                data.get("volume") == self._volume_stat(volume_path)
+            if data and data.get("signature") == signature and \
+                    data.get("volume") == self._volume_stat(volume_path):
+                return data.get("facts")
         except OSError:
-            return False
+            pass
+        return None
 
-    def save(self, signature, volume_path):
+    def save(self, signature, volume_path, facts):
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"signature": signature, "volume": self._volume_stat(volume_path)}, f)
+            json.dump({"signature": signature, "volume": self._volume_stat(volume_path),
+                       "facts": facts}, f)
         os.rename(tmp, self.path)
 
     def drop(self):

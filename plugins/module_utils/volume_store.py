@@ -130,8 +130,8 @@ def find_volume(volumes, name=None, uuid=None):
     found = [v for v in volumes
              if (name is None or v.name == name) and (uuid is None or v.uuid == uuid)]
     if len(found) > 1:
+        uuids = ", ".join(v.uuid for v in found)
         raise OpsError("%d volumes are named %r (UUIDs %s); ops cannot tell them apart either. "
-                       "Pass uuid to choose one." % (len(found), name,
-                                                      ", ".join(v.uuid for v in found)),
+                       "Pass uuid to choose one." % (len(found), name, uuids),
                        volumes=[v.path for v in found])
     return found[0] if found else None

@@ -18,13 +18,13 @@ description:
     C(ops run --mounts) see and use it, and volumes made by ops are managed here too.
   - The directory's contents become the volume root (unlike ops, where C(-d ./data) and
     C(-d data) differ).
-  - An existing volume is never rebuilt unless O(force=true): a guest may have written to it.
+  - An existing volume is never rebuilt unless O(force=true), since a guest may have written to it.
     When its content differs from O(source), the module changes nothing, warns, and shows the
     difference with C(--diff).
   - Every volume gets room for the guest to write; ops' default size does not (the guest
     reserves 1 MiB for its log before its first write).
 author:
-  - unikernel.ops contributors
+  - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
@@ -41,7 +41,7 @@ options:
       - The volume's name, which is also its filesystem label and the key a manifest mounts it by.
       - At most 31 bytes (Nanos never mounts a longer label); no C(:), C(/), whitespace or
         control characters; must not start with C(%) or C(.).
-      - Names are unique: a second volume of the same name is refused (ops allows it, and then
+      - Names are unique. A second volume of the same name is refused (ops allows it, and then
         cannot delete or attach either).
     type: str
     required: true
@@ -199,10 +199,10 @@ def run(m):
     spec = VolumeSpec(name=p["name"], uuid=p["uuid"], size=p["size"], source=p["source"],
                       force=p["force"], tfs_version=p["tfs_version"])
     if p["state"] == "absent":
-        outcome = provider.absent(spec, check_mode=m.check_mode)
+        outcome = provider.absent(spec, check_mode=m.check_mode, want_diff=m.diff_mode)
         outcome.volume = None
     else:
-        outcome = provider.present(spec, check_mode=m.check_mode)
+        outcome = provider.present(spec, check_mode=m.check_mode, want_diff=m.diff_mode)
     return m.outcome_result(outcome, "volume")
 
 

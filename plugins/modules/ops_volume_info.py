@@ -17,7 +17,7 @@ description:
   - With O(contents=true), returns each volume's tree (paths, types, sizes, link targets), and
     with O(checksums=true) the SHA-256 of every file's data, read from the volume itself.
 author:
-  - unikernel.ops contributors
+  - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
@@ -27,6 +27,7 @@ attributes:
     description: The module only reads.
   diff_mode:
     support: none
+    description: The module only reads.
 options:
   name:
     description: Only the volume of this name.

@@ -41,11 +41,11 @@ def volume_files(provider):
 
 
 def test_create_then_idempotent(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     spec = VolumeSpec(name="data", source=src, size="8m")
-    out = provider.present(spec, check_mode=True)
+    out = provider.present(spec, check_mode=True, want_diff=True)
     assert out.changed and volume_files(provider) == []
-    assert "+" not in out.before and "/sub/a.txt  6 bytes" in out.after
+    assert out.before == "" and "/sub/a.txt  6 bytes" in out.after
 
     out = provider.present(VolumeSpec(name="data", source=src, size="8m"))
     assert out.changed
@@ -55,20 +55,26 @@ def test_create_then_idempotent(env):
     assert (vol["label"], vol["files"], vol["directories"], vol["symlinks"]) == ("data", 2, 1, 1)
     assert volume_tree(vol["path"]) == host_tree(src)
 
-    again = provider.present(VolumeSpec(name="data", source=src, size="8m"))
+    again = provider.present(VolumeSpec(name="data", source=src, size="8m"), want_diff=True)
     assert not again.changed and again.warnings == [] and again.before == again.after
+    assert "/link -> sub/a.txt" in again.after
+    assert dict((k, again.volume[k]) for k in vol if k != "created") == \
+        dict((k, vol[k]) for k in vol if k != "created")
+    # the same facts as reading the volume back
+    read_back = provider.list_volumes(name="data")[0]
+    assert dict((k, read_back[k]) for k in vol) == vol
     assert again.volume["uuid"] == vol["uuid"]
 
 
 def test_default_size_leaves_room(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src)).volume
     assert vol["size"] % (1024 * 1024) == 0
     assert vol["size"] - vol["used"] >= (2048 * 512) + 1024 * 1024  # guest reserve + 1 MiB
 
 
 def test_fixed_uuid_and_conflicts(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src, uuid=UUID.upper())).volume
     assert vol["uuid"] == UUID
     with TFS(vol["path"]) as tfs:
@@ -82,7 +88,7 @@ def test_fixed_uuid_and_conflicts(env):
 
 
 def test_duplicates_made_by_ops_are_reported(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     first = provider.present(VolumeSpec(name="dup", source=src)).volume
     copy = first["path"].replace(first["uuid"], "11111111-2222-3333-4444-555555555555")
     with open(first["path"], "rb") as a, open(copy, "wb") as b:
@@ -94,7 +100,7 @@ def test_duplicates_made_by_ops_are_reported(env):
 
 
 def test_grow_and_refuse_shrink(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src, size="4m")).volume
     before = volume_tree(vol["path"])
     out = provider.present(VolumeSpec(name="data", size="6m"), check_mode=True)
@@ -110,7 +116,7 @@ def test_grow_and_refuse_shrink(env):
 
 
 def test_size_too_small_for_content(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     with pytest.raises(OpsError, match="cannot hold this volume: it needs at least"):
         provider.present(VolumeSpec(name="data", source=src, size="1m"))
     assert volume_files(provider) == []
@@ -129,7 +135,8 @@ def test_content_change_needs_force(env):
     assert "1 only in the source (/new.txt)" in out.warnings[0]
     assert "1 with other content (/sub/a.txt)" in out.warnings[0]
     assert open(vol["path"], "rb").read() == raw_before
-    check = provider.present(VolumeSpec(name="data", source=src, force=True), check_mode=True)
+    check = provider.present(VolumeSpec(name="data", source=src, force=True), check_mode=True,
+                             want_diff=True)
     assert check.changed and "/new.txt  3 bytes" in check.after and "(content differs)" in check.after
     assert open(vol["path"], "rb").read() == raw_before
     out = provider.present(VolumeSpec(name="data", source=src, force=True))
@@ -140,7 +147,7 @@ def test_content_change_needs_force(env):
 
 def test_guest_writes_are_noticed(env):
     """A volume changed behind our back (a guest's write) is compared byte for byte again."""
-    provider, src, _ = env
+    provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src)).volume
     with TFS(vol["path"]) as tfs:
         sector = tfs.extents(tfs.lookup("/sub/a.txt"))[0][1]
@@ -152,7 +159,7 @@ def test_guest_writes_are_noticed(env):
 
 
 def test_unreadable_volume_is_left_alone(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src)).volume
     with open(vol["path"], "r+b") as f:
         f.write(b"garbage!")
@@ -163,17 +170,17 @@ def test_unreadable_volume_is_left_alone(env):
 
 
 def test_absent(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src)).volume
     out = provider.absent(VolumeSpec(name="data"), check_mode=True)
     assert out.changed and os.path.exists(vol["path"])
-    out = provider.absent(VolumeSpec(name="data"))
+    out = provider.absent(VolumeSpec(name="data"), want_diff=True)
     assert out.changed and not os.path.exists(vol["path"]) and "/sub/a.txt" in out.before
     assert not provider.absent(VolumeSpec(name="data")).changed
 
 
 def test_info_contents_and_checksums(env):
-    provider, src, _ = env
+    provider, src = env[:2]
     provider.present(VolumeSpec(name="data", source=src))
     info = provider.list_volumes(contents=True, checksums=True)
     assert len(info) == 1
@@ -195,12 +202,12 @@ def test_concurrent_creates_make_one_volume(env):
     provider, src, tmp = env
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_create, args=(provider.home.root, src, queue)) for _ in range(4)]
+    procs = [ctx.Process(target=_create, args=(provider.home.root, src, queue)) for dummy in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
-    results = sorted(queue.get(timeout=5) for _ in procs)
+    results = sorted(queue.get(timeout=5) for dummy in procs)
     assert results == [False, False, False, True]
     assert len(volume_files(provider)) == 1
 

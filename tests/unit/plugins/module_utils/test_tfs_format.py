@@ -59,8 +59,8 @@ def test_symbols_are_written_in_full_once_and_referenced_after():
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_roundtrip_and_dictionary(version):
-    tree = {"children": {"a": {"filelength": 3, "extents": {"0": {"offset": 3073, "length": 1,
-                                                                 "allocated": 1}}},
+    extent = {"offset": 3073, "length": 1, "allocated": 1}
+    tree = {"children": {"a": {"filelength": 3, "extents": {"0": extent}},
                          "l": {"linktarget": "a"}, "d": {"children": {}}},
             "arguments": ["prog", "x"], "environment": {"A": "b"}}
     enc = Encoder(version)

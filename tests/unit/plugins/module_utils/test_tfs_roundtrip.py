@@ -129,9 +129,12 @@ def test_file_shrinking_during_copy_is_an_error(tmp_path):
 
 # -- property: random trees read back equal ---------------------------------------------------
 
+def _usable_name(name):
+    return name not in (".", "..") and len(name.encode("utf-8")) < 200
+
+
 _names = st.text(alphabet=st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
-                 min_size=1, max_size=40).filter(lambda n: n not in (".", "..") and
-                                                  len(n.encode("utf-8")) < 200)
+                 min_size=1, max_size=40).filter(_usable_name)
 _leaf = st.one_of(
     st.binary(max_size=3000).map(lambda b: ("file", b)),
     st.integers(min_value=0, max_value=300000).map(lambda n: ("sized", n)),

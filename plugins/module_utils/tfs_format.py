@@ -191,9 +191,6 @@ class Encoder:
         self.out += name
 
     def value(self, v):
-        if type(v) is dict:
-            self._tuple(v)
-            return
         enc = self.header.encode
         out = self.out
         if isinstance(v, bool):
@@ -242,7 +239,7 @@ class Encoder:
         n = len(d)
         out += self._tuple_headers[n] if n < 8 else enc(True, TYPE_TUPLE, n)
         for k, item in d.items():
-            if type(k) is not bytes:
+            if not isinstance(k, bytes):
                 k = k.encode("utf-8", "surrogateescape") if isinstance(k, str) else bytes(k)
             index = symbols.get(k)
             if index is None:

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import hashlib
 import os
 
@@ -18,7 +19,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
-    TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
+    DataCopier, TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volume_content import (
     Fingerprint, compare, listing, render, signature_of,
@@ -43,6 +44,11 @@ def _diff_text(size, entries, modified=()):
         return ""
     lines = ["size: %d (%s)" % (size, human_size(size))] + render(entries, modified)
     return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _no_copier():
+    yield
 
 
 def _uuid_bytes(uuid):
@@ -145,21 +151,39 @@ class OnPremVolumes(VolumeProvider):
         self.home.ensure_dir(self.home.volumes)
         with self.home.lock("volumes"):
             existing = self._find(spec)
-            plan, log, need = self._plan(spec, check_mode)
             if existing is None:
-                return self._create(spec, plan, log, need, want_size, check_mode, want_diff)
+                return self._create(spec, want_size, check_mode, want_diff)
+            plan, log, need = self._plan(spec, check_mode)
             return self._update(spec, existing, plan, log, need, want_size, check_mode, want_diff)
 
-    def _create(self, spec, plan, log, need, want_size, check_mode, want_diff):
+    @staticmethod
+    def _new_size(spec, want_size, plan, need):
         size = want_size if want_size is not None else default_size(need)
         if size < need:
             raise OpsError(
                 "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
                 "file data, its log, and the 1 MiB the guest keeps free for its own log)"
                 % (spec.size, size, need, human_size(plan.data_bytes)), needed=need)
+        return size
+
+    def _create(self, spec, want_size, check_mode, want_diff):
         uuid_bytes = _uuid_bytes(spec.uuid) if spec.uuid else os.urandom(16)
         uuid = format_uuid(uuid_bytes)
         path = volume_path(self.home.volumes, spec.name, uuid)
+        if check_mode:
+            plan, log, need = self._plan(spec, check_mode)
+            size = self._new_size(spec, want_size, plan, need)
+        else:
+            # Data is copied by a second process while this one plans and encodes the tree.
+            with self.home.staged_file(path) as fd:
+                copier = DataCopier(fd) if spec.source and DataCopier.worthwhile() else None
+                with copier or _no_copier():
+                    plan = plan_tree(spec.source, sink=copier) if spec.source else TreePlan()
+                    log = prepare(plan, version=spec.tfs_version)
+                    need = required_sectors(plan, log) * SECTOR
+                    size = self._new_size(spec, want_size, plan, need)
+                    write_filesystem(fd, plan, log, uuid_bytes, spec.name, size,
+                                     spec.tfs_version, copier=copier)
         after = _diff_text(size, listing(plan.root)) if want_diff else ""
         action = "create %s (%s) from %s" % (path, human_size(size), spec.source or "nothing")
         facts = _plan_facts(plan, log, spec.name, spec.tfs_version)
@@ -167,7 +191,6 @@ class OnPremVolumes(VolumeProvider):
             volume = dict(facts, name=spec.name, uuid=uuid if spec.uuid else None,
                           path=path if spec.uuid else None, size=size, provider=self.name)
             return Outcome(True, volume, "", after, actions=[action])
-        self._build(path, plan, log, uuid_bytes, spec.name, size, spec.tfs_version)
         vf = find_volume(list_volume_files(self.home.volumes), uuid=uuid)
         if spec.source:
             self._fingerprint(uuid).save(signature_of(plan), vf.path, facts)

@@ -16,7 +16,9 @@ __metaclass__ = type
 import errno
 import hashlib
 import os
+import signal
 import stat
+import struct
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
@@ -77,12 +79,13 @@ def _name_key(entry):
     return entry.name
 
 
-def plan_tree(source, check_readable=False):
+def plan_tree(source, check_readable=False, sink=None):
     """Walk `source` (its contents become the volume root) and lay it out.
 
     Symlinks are stored as links, never followed. Sockets, FIFOs and devices have no TFS form
     and are refused. With check_readable, every file and directory is checked for read access
-    now (check mode has no later copy step to find out).
+    now (check mode has no later copy step to find out). With a sink (a DataCopier), each
+    directory's files are handed over for copying as soon as they are laid out.
     """
     plan = TreePlan()
     src = os.fsencode(source)
@@ -96,7 +99,7 @@ def plan_tree(source, check_readable=False):
     sig_parts = [os.path.abspath(src)]
     copies = plan.copies
     data_end = plan.data_end
-    files = directories = symlinks = data_bytes = 0
+    files = directories = symlinks = data_bytes = sent = 0
     stack = [(src, plan.root[b"children"])]
     while stack:
         dirpath, children = stack.pop()
@@ -145,6 +148,9 @@ def plan_tree(source, check_readable=False):
                 raise OpsError("cannot read %s: %s" % (os.fsdecode(path), e.strerror))
         # Depth-first in name order, so that data is laid out in a stable order.
         stack.extend(reversed(subdirs))
+        if sink is not None and len(copies) > sent:
+            sink.add(copies[sent:])
+            sent = len(copies)
     plan.signature.update(b"\0".join(sig_parts))
     plan.data_end = data_end
     plan.files, plan.directories, plan.symlinks = files, directories, symlinks
@@ -216,6 +222,91 @@ def _copy_data(dst_fd, copies):
             os.close(fd)
     if batch:
         os.pwrite(dst_fd, batch, batch_start)
+
+
+_RECORD = struct.Struct("<QQI")  # first sector, size, path length; then the path
+
+
+class DataCopier:
+    """Copies file data in a forked child while the parent goes on planning and encoding.
+
+    A tree of many small files costs as much Python time to plan and encode as to copy; on a
+    machine with two cores or more both run at once. The child reports the first error (an
+    unreadable file) through a pipe; the parent raises it from finish(). Use as a context
+    manager: leaving it by an exception kills the child.
+    """
+
+    def __init__(self, fd):
+        rec_r, self._rec_w = os.pipe()
+        self._err_r, err_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: copy what arrives, then exit without cleanup handlers
+            code = 0
+            try:
+                os.close(self._rec_w)
+                os.close(self._err_r)
+                self._copy_from(rec_r, fd)
+            except BaseException as e:  # pylint: disable=broad-except
+                msg = e.msg if isinstance(e, OpsError) else "copying failed: %s" % e
+                os.write(err_w, msg.encode("utf-8", "replace"))
+                code = 1
+            os._exit(code)
+        os.close(rec_r)
+        os.close(err_w)
+
+    @classmethod
+    def worthwhile(cls):
+        return hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
+
+    @staticmethod
+    def _copy_from(rec_fd, fd):
+        with os.fdopen(rec_fd, "rb", buffering=1 << 20) as records:
+            batch = []
+            while True:
+                head = records.read(_RECORD.size)
+                if not head:
+                    break
+                sector, size, n = _RECORD.unpack(head)
+                batch.append((records.read(n), size, sector))
+                if len(batch) >= 512:
+                    _copy_data(fd, batch)
+                    batch = []
+            _copy_data(fd, batch)
+
+    def add(self, copies):
+        data = b"".join(_RECORD.pack(sector, size, len(path)) + path
+                        for path, size, sector in copies)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._rec_w, view):]
+        except BrokenPipeError:  # the child stopped early: its error is the one to report
+            self.finish()
+
+    def finish(self):
+        os.close(self._rec_w)
+        self._rec_w = None
+        status = os.waitpid(self.pid, 0)[1]
+        with os.fdopen(self._err_r, "rb") as err:
+            msg = err.read().decode("utf-8", "replace")
+        self.pid = None
+        if status != 0:
+            raise OpsError(msg or "copying file data failed (status %d)" % status)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.waitpid(self.pid, 0)
+            if self._rec_w is not None:
+                os.close(self._rec_w)
+            os.close(self._err_r)
+            self.pid = None
 
 
 class LogLayout:
@@ -317,16 +408,20 @@ def prepare(plan, version=5, numbers_as_strings=False):
     return layout_log(record, version, plan.data_end)
 
 
-def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5):
+def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5, copier=None):
     """Write the filesystem into an open, empty file (or an image partition at offset 0 of fd).
 
     `size` is the byte length the file gets (holes stay sparse); it must hold the layout.
+    With a copier that plan_tree fed, the data is already on its way; this waits for it.
     """
     need = required_sectors(plan, log) * SECTOR
     if size < need:
         raise OpsError("internal: %d bytes requested but the layout needs %d" % (size, need))
     os.ftruncate(fd, size)
-    _copy_data(fd, plan.copies)
+    if copier is not None:
+        copier.finish()
+    else:
+        _copy_data(fd, plan.copies)
     for sector, data in log.extensions:
         os.pwrite(fd, data, sector * SECTOR)
     os.pwrite(fd, initial_extension(version, uuid_bytes, label), 0)

@@ -241,3 +241,17 @@ def test_unreadable_source_file_leaves_nothing(env):
         assert volume_files(provider) == []
         tmpdir = provider.home.state("tmp")
         assert not os.path.isdir(tmpdir) or os.listdir(tmpdir) == []
+
+
+def test_refused_tree_leaves_nothing_and_no_child(env):
+    """A FIFO deep in the tree stops the build after data copying started in the helper process."""
+    provider, src = env[:2]
+    deep = os.path.join(src, "zz", "deeper")
+    os.makedirs(deep)
+    os.mkfifo(os.path.join(deep, "pipe"))
+    with pytest.raises(OpsError, match="pipe is not a regular file"):
+        provider.present(VolumeSpec(name="data", source=src))
+    assert volume_files(provider) == []
+    assert os.listdir(provider.home.state("tmp")) == []
+    with pytest.raises(ChildProcessError):  # the copier was reaped
+        os.waitpid(-1, os.WNOHANG)

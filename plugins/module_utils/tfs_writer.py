@@ -40,11 +40,31 @@ def sectors_for(nbytes):
     return -(-nbytes // SECTOR)
 
 
+class Inline:
+    """File data given as bytes (a generated /etc/passwd) instead of a host path."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+
+def _guest_parts(guest_path):
+    if isinstance(guest_path, str):
+        guest_path = guest_path.encode("utf-8", "surrogateescape")
+    parts = [p for p in guest_path.split(b"/") if p]
+    if any(p in (b".", b"..") for p in parts):
+        raise OpsError("guest path %r must not contain . or .." % os.fsdecode(guest_path))
+    return parts
+
+
 class TreePlan:
-    """A source directory laid out as a filesystem, before a byte is written.
+    """A filesystem laid out before a byte is written: a host directory (add_tree) and/or
+    single files, data and links placed at guest paths (what an image's rootfs needs).
 
     root:      the TFS root tuple, ready to encode (file extents already placed).
-    copies:    (source path, size, first sector) for every non-empty file, in disk order.
+    copies:    (source, size, first sector) for every non-empty file, in disk order; the source
+               is a host path (bytes) or Inline data.
     data_end:  first sector after the file data.
     files, directories, symlinks, data_bytes: counts for results and diffs.
     """
@@ -57,8 +77,66 @@ class TreePlan:
         self.directories = 0
         self.symlinks = 0
         self.data_bytes = 0
-        # Paths, sizes, mtimes and link targets of the source: cheap proof it is unchanged.
+        # Paths, sizes, mtimes and link targets of add_tree sources: cheap proof of no change.
         self.signature = hashlib.sha256()
+
+    def directory(self, guest_path):
+        """The children tuple of a guest directory, created with its parents as needed."""
+        node = self.root
+        for part in _guest_parts(guest_path):
+            children = node[b"children"]
+            nxt = children.get(part)
+            if nxt is None:
+                nxt = children[part] = {b"children": {}}
+                self.directories += 1
+            elif b"children" not in nxt:
+                raise OpsError("%s is a file in the image, not a directory" % os.fsdecode(part))
+            node = nxt
+        return node[b"children"]
+
+    def _place(self, guest_path, node):
+        parts = _guest_parts(guest_path)
+        if not parts:
+            raise OpsError("cannot place a file at /")
+        children = self.directory(b"/".join(parts[:-1]))
+        if parts[-1] in children:
+            raise OpsError("%s is given twice" % os.fsdecode(b"/" + b"/".join(parts)))
+        children[parts[-1]] = node
+
+    def _sized(self, source, size):
+        nsect = -(-size // SECTOR)
+        if size:
+            self.copies.append((source, size, self.data_end))
+            node = {b"filelength": size, b"extents": _extents(self.data_end, nsect)}
+        else:
+            node = {b"filelength": 0, b"extents": {}}
+        self.data_end += nsect
+        self.files += 1
+        self.data_bytes += size
+        return node
+
+    def add_file(self, guest_path, host_path):
+        """A host file (symlinks followed) at guest_path."""
+        host = os.fsencode(host_path)
+        try:
+            st = os.stat(host)
+        except OSError as e:
+            raise OpsError("cannot read %s: %s" % (host_path, e.strerror))
+        if not stat.S_ISREG(st.st_mode):
+            raise OpsError("%s is not a regular file" % host_path)
+        self._place(guest_path, self._sized(host, st.st_size))
+
+    def add_data(self, guest_path, data):
+        self._place(guest_path, self._sized(Inline(bytes(data)), len(data)))
+
+    def add_symlink(self, guest_path, target):
+        self._place(guest_path, {b"linktarget": os.fsencode(target)})
+        self.symlinks += 1
+
+    def add_tree(self, guest_dir, source, check_readable=False, sink=None):
+        """Walk `source`; its contents go below guest_dir. See plan_tree."""
+        _walk_into(self, self.directory(guest_dir), source, check_readable, sink)
+        return self
 
 
 def _extents(first_sector, nsect):
@@ -87,7 +165,10 @@ def plan_tree(source, check_readable=False, sink=None):
     now (check mode has no later copy step to find out). With a sink (a DataCopier), each
     directory's files are handed over for copying as soon as they are laid out.
     """
-    plan = TreePlan()
+    return TreePlan().add_tree("/", source, check_readable, sink)
+
+
+def _walk_into(plan, root_children, source, check_readable, sink):
     src = os.fsencode(source)
     try:
         st = os.stat(src)
@@ -99,8 +180,9 @@ def plan_tree(source, check_readable=False, sink=None):
     sig_parts = [os.path.abspath(src)]
     copies = plan.copies
     data_end = plan.data_end
-    files = directories = symlinks = data_bytes = sent = 0
-    stack = [(src, plan.root[b"children"])]
+    files = directories = symlinks = data_bytes = 0
+    sent = len(copies)
+    stack = [(src, root_children)]
     while stack:
         dirpath, children = stack.pop()
         try:
@@ -153,12 +235,13 @@ def plan_tree(source, check_readable=False, sink=None):
             sent = len(copies)
     plan.signature.update(b"\0".join(sig_parts))
     plan.data_end = data_end
-    plan.files, plan.directories, plan.symlinks = files, directories, symlinks
-    plan.data_bytes = data_bytes
-    return plan
+    plan.files += files
+    plan.directories += directories
+    plan.symlinks += symlinks
+    plan.data_bytes += data_bytes
 
 
-def _copy_range(src_fd, dst_fd, size, dst_off, path):
+def _copy_range(src_fd, dst_fd, size, dst_off, path):  # dst_off: absolute byte offset
     """Copy `size` bytes from the start of src_fd to dst_off, in the kernel when it can."""
     done = 0
     use_cfr = hasattr(os, "copy_file_range")
@@ -184,11 +267,15 @@ def _copy_range(src_fd, dst_fd, size, dst_off, path):
         done += n
 
 
-def _copy_data(dst_fd, copies):
+def _copy_data(dst_fd, copies, base=0):
+    """Copy each (source, size, first sector) to base + sector * 512 of dst_fd."""
     batch = bytearray()
     batch_start = 0
     for path, size, sector in copies:
-        offset = sector * SECTOR
+        offset = base + sector * SECTOR
+        if isinstance(path, Inline):
+            os.pwrite(dst_fd, path.data, offset)
+            continue
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as e:
@@ -408,23 +495,25 @@ def prepare(plan, version=5, numbers_as_strings=False):
     return layout_log(record, version, plan.data_end)
 
 
-def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5, copier=None):
-    """Write the filesystem into an open, empty file (or an image partition at offset 0 of fd).
+def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5, copier=None, base=0):
+    """Write the filesystem into an open, empty file, or into the partition at byte `base`.
 
-    `size` is the byte length the file gets (holes stay sparse); it must hold the layout.
-    With a copier that plan_tree fed, the data is already on its way; this waits for it.
+    `size` is the filesystem's byte length (a volume file is extended to it; holes stay
+    sparse); it must hold the layout. With a copier that plan_tree fed, the data is already on
+    its way; this waits for it.
     """
     need = required_sectors(plan, log) * SECTOR
     if size < need:
         raise OpsError("internal: %d bytes requested but the layout needs %d" % (size, need))
-    os.ftruncate(fd, size)
+    if os.fstat(fd).st_size < base + size:
+        os.ftruncate(fd, base + size)
     if copier is not None:
         copier.finish()
     else:
-        _copy_data(fd, plan.copies)
+        _copy_data(fd, plan.copies, base)
     for sector, data in log.extensions:
-        os.pwrite(fd, data, sector * SECTOR)
-    os.pwrite(fd, initial_extension(version, uuid_bytes, label), 0)
+        os.pwrite(fd, data, base + sector * SECTOR)
+    os.pwrite(fd, initial_extension(version, uuid_bytes, label), base)
     log_sectors = INITIAL_SECTORS + len(log.extensions) * EXTENSION_SECTORS
     used = (log_sectors + sum(sectors_for(c[1]) for c in plan.copies)) * SECTOR
     return Built(size, used, log_sectors)

@@ -168,3 +168,40 @@ def test_random_trees_roundtrip(tmp_path_factory, tree, version):
     vol = str(base / "vol.raw")
     build(src, vol, version=version)
     assert volume_tree(vol) == host_tree(src)
+
+
+def test_virtual_tree_at_a_partition_offset(tmp_path):
+    """What an image's rootfs needs: single files, inline data, links and a tree at guest paths,
+    written into a file at a byte offset (a partition)."""
+    prog = tmp_path / "prog"
+    prog.write_bytes(os.urandom(3000))
+    extra = tmp_path / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "x").write_bytes(b"x")
+    plan = tfs_writer.TreePlan()
+    plan.add_file("/bin/prog", str(prog))
+    plan.add_data("/etc/passwd", b"root:x:0:0:root:/:/bin/nobody\n")
+    plan.add_symlink("/lib64", "lib")
+    plan.add_tree("/opt/extra", str(extra))
+    plan.directory("/mnt/data")
+    with pytest.raises(OpsError, match="given twice"):
+        plan.add_data("/etc/passwd", b"")
+    with pytest.raises(OpsError, match="not a directory"):
+        plan.add_data("/etc/passwd/x", b"")
+    log = tfs_writer.prepare(plan)
+    img = str(tmp_path / "img")
+    base = 7 * 1024 * 1024
+    with open(img, "wb") as f:
+        f.write(b"\xee" * base)  # what lies before the partition must stay untouched
+    fd = os.open(img, os.O_RDWR)
+    size = tfs_writer.required_sectors(plan, log) * SECTOR
+    tfs_writer.write_filesystem(fd, plan, log, bytes(16), "", size, base=base)
+    os.close(fd)
+    with open(img, "rb") as f:
+        assert f.read(base) == b"\xee" * base
+    tree = volume_tree(img, offset=base)
+    assert tree[b"/bin/prog"] == ("file", prog.read_bytes())
+    assert tree[b"/etc/passwd"][1].startswith(b"root:")
+    assert tree[b"/lib64"] == ("symlink", b"lib")
+    assert tree[b"/opt/extra/sub/x"] == ("file", b"x")
+    assert tree[b"/mnt/data"] == ("directory", None)

@@ -73,24 +73,8 @@ class TFS:
 
     def _load(self):
         head = self._pread(SECTOR, 0)
-        if len(head) < SECTOR or head[:6] != MAGIC:
-            raise TFSFormatError("no TFS found (missing NVMTFS magic)")
-        pos = len(MAGIC)
-        self.version, pos = decode_varint(head, pos)
-        if self.version not in SUPPORTED_VERSIONS:
-            raise TFSFormatError("TFS version %d is not supported" % self.version)
-        initial_len, pos = decode_varint(head, pos)
-        self.uuid_bytes = bytes(head[pos:pos + 16])
-        pos += 16
-        end = head.find(b"\0", pos)
-        if end < 0:
-            raise TFSFormatError("unterminated label")
-        self.label = head[pos:end].decode("utf-8", "replace")
-        pos = end + 1
-        if head[pos] != LOG_EXTENSION_LINK:
-            raise TFSFormatError("the initial log extension does not link to the log")
-        start, pos = decode_varint(head, pos + 1)
-        length, pos = decode_varint(head, pos)
+        self.version, self.uuid_bytes, self.label, start, length, initial_len = \
+            parse_initial_extension(head)
         self.log_extensions = [(0, initial_len)]
         self.root = self._read_log(start, length)
         if not isinstance(self.root, dict):
@@ -235,6 +219,40 @@ class TFS:
     def manifest(self):
         """The root tuple's keys other than the tree (an image's manifest)."""
         return dict((k, v) for k, v in self.root.items() if k != b"children")
+
+
+def parse_initial_extension(head):
+    """Sector 0 of a TFS: (version, uuid bytes, label, log start, log length, own length)."""
+    if len(head) < SECTOR or head[:6] != MAGIC:
+        raise TFSFormatError("no TFS found (missing NVMTFS magic)")
+    pos = len(MAGIC)
+    version, pos = decode_varint(head, pos)
+    if version not in SUPPORTED_VERSIONS:
+        raise TFSFormatError("TFS version %d is not supported" % version)
+    initial_len, pos = decode_varint(head, pos)
+    uuid_bytes = bytes(head[pos:pos + 16])
+    pos += 16
+    end = head.find(b"\0", pos)
+    if end < 0:
+        raise TFSFormatError("unterminated label")
+    label = head[pos:end].decode("utf-8", "replace")
+    pos = end + 1
+    if head[pos] != LOG_EXTENSION_LINK:
+        raise TFSFormatError("the initial log extension does not link to the log")
+    start, pos = decode_varint(head, pos + 1)
+    length, pos = decode_varint(head, pos)
+    return version, uuid_bytes, label, start, length, initial_len
+
+
+def read_identity(path, offset=0):
+    """(version, UUID, label) of the TFS at a byte offset, reading one sector."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, SECTOR, offset)
+    finally:
+        os.close(fd)
+    version, uuid_bytes, label = parse_initial_extension(head)[:3]
+    return version, format_uuid(uuid_bytes), label
 
 
 def make_entry(path, node):

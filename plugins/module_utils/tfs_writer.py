@@ -117,7 +117,7 @@ class TreePlan:
 
     def add_file(self, guest_path, host_path):
         """A host file (symlinks followed) at guest_path."""
-        host = os.fsencode(host_path)
+        host = os.path.realpath(os.fsencode(host_path))  # copying opens with O_NOFOLLOW
         try:
             st = os.stat(host)
         except OSError as e:

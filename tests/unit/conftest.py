@@ -6,7 +6,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
+import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,3 +29,30 @@ def _collections_path():
 
 
 sys.path.insert(0, _collections_path())
+
+# The stand-in Nanos release shared with the integration tests.
+from ansible_collections.unikernel.ops.tests.integration.targets.setup_nanos_standin.files.nanos_standin import (  # noqa: E402 pylint: disable=wrong-import-position
+    make_boot_img, make_release,
+)
+
+__all__ = ["make_boot_img", "make_release", "c_programs"]
+
+
+# -- fixtures shared by the image tests ---------------------------------------------------------
+
+HELLO_C = b"""#include <stdio.h>
+int main(int argc, char **argv) { printf("hello from %s\\n", argv[0]); return 0; }
+"""
+
+
+@pytest.fixture(scope="session")
+def c_programs(tmp_path_factory):
+    """A small C program compiled here, statically and dynamically linked."""
+    if not shutil.which("gcc"):
+        pytest.fail("gcc is needed (bindep.txt installs it)")
+    d = tmp_path_factory.mktemp("programs")
+    (d / "hello.c").write_bytes(HELLO_C)
+    subprocess.run(["gcc", "-O1", "-o", str(d / "hello-dynamic"), str(d / "hello.c")], check=True)
+    subprocess.run(["gcc", "-O1", "-static", "-o", str(d / "hello-static"), str(d / "hello.c")],
+                   check=True)
+    return {"dynamic": str(d / "hello-dynamic"), "static": str(d / "hello-static")}

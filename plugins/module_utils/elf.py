@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What an image needs to know about its program: is it an ELF Nanos can run, and which shared
+libraries (and dynamic loader) must go into the image with it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import struct
+import subprocess
+
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+
+MACHINES = {62: "x86_64", 183: "aarch64"}
+PT_INTERP = 3
+ET_EXEC, ET_DYN = 2, 3
+
+
+class ElfInfo:
+    def __init__(self, path, machine, interp, kind):
+        self.path = path
+        self.machine = machine  # "x86_64" or "aarch64"
+        self.interp = interp  # the dynamic loader's path, None for a static program
+        self.kind = kind  # "executable" or "shared object (PIE)"
+
+    @property
+    def dynamic(self):
+        return self.interp is not None
+
+
+def inspect(path):
+    """Read the ELF header and program headers; refuse what Nanos cannot run."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF":
+                raise OpsError("program %s is not an ELF executable" % path)
+            if head[4] != 2 or head[5] != 1:
+                raise OpsError("program %s is not a 64-bit little-endian ELF (Nanos runs only "
+                               "those)" % path)
+            e_type, e_machine = struct.unpack_from("<HH", head, 16)
+            if e_type not in (ET_EXEC, ET_DYN):
+                raise OpsError("program %s is an ELF object or core file, not an executable" % path)
+            if e_machine not in MACHINES:
+                raise OpsError("program %s is for ELF machine %d; Nanos runs x86_64 and aarch64"
+                               % (path, e_machine))
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            interp = None
+            for i in range(phnum):
+                p_type, = struct.unpack_from("<I", table, i * phentsize)
+                if p_type == PT_INTERP:
+                    p_offset, = struct.unpack_from("<Q", table, i * phentsize + 8)
+                    p_filesz, = struct.unpack_from("<Q", table, i * phentsize + 32)
+                    f.seek(p_offset)
+                    interp = f.read(p_filesz).rstrip(b"\0").decode("utf-8", "replace")
+    except (OSError, struct.error) as e:
+        if isinstance(e, OSError):
+            raise OpsError("cannot read program %s: %s" % (path, e.strerror or e))
+        raise OpsError("program %s is a damaged ELF file" % path)
+    kind = "executable" if e_type == ET_EXEC else "shared object (PIE)"
+    return ElfInfo(path, MACHINES[e_machine], interp, kind)
+
+
+def trace_argv(interp, program):
+    """The dynamic loader's own listing of what it would load; the program itself never runs."""
+    return [interp, "--list", program]
+
+
+_LIB_RE = re.compile(r"^\s*(\S+)\s+=>\s+(not found|\S+)(?:\s+\(0x[0-9a-f]+\))?\s*$")
+_DIRECT_RE = re.compile(r"^\s*(/\S+)\s+\(0x[0-9a-f]+\)\s*$")
+
+
+def parse_trace(output):
+    """(paths to copy, names not found) from the loader's --list output."""
+    found, missing = [], []
+    for line in output.splitlines():
+        m = _LIB_RE.match(line)
+        if m:
+            if m.group(2) == "not found":
+                missing.append(m.group(1))
+            elif m.group(2).startswith("/"):
+                found.append(m.group(2))
+            continue
+        m = _DIRECT_RE.match(line)
+        if m:
+            found.append(m.group(1))  # the loader itself; vdso lines have no path
+    return found, missing
+
+
+def shared_libraries(info, run=subprocess.run):
+    """Absolute host paths of every shared object the program loads, the loader included."""
+    if not info.dynamic:
+        return []
+    if not os.path.isfile(info.interp):
+        raise OpsError("program %s needs the dynamic loader %s, which this host does not have; "
+                       "build the program statically or on a host like the target"
+                       % (info.path, info.interp))
+    argv = trace_argv(info.interp, info.path)
+    try:
+        proc = run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False,
+                   env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise OpsError("listing the shared libraries of %s failed: %s" % (info.path, e), argv=argv)
+    out = proc.stdout.decode("utf-8", "replace")
+    found, missing = parse_trace(out)
+    if missing:
+        raise OpsError("program %s needs shared libraries this host does not have: %s"
+                       % (info.path, ", ".join(missing)), argv=argv)
+    if proc.returncode != 0:
+        raise OpsError("listing the shared libraries of %s failed: %s"
+                       % (info.path, proc.stderr.decode("utf-8", "replace").strip()), argv=argv)
+    if info.interp not in found:
+        found.append(info.interp)
+    return found

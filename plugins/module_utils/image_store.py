@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Local images: <ops home>/images/<name>, built natively, rebuilt only when an input changed.
+
+Whether an image is current is decided by a fingerprint of every input (boot.img, kernel and
+klibs, program, libraries and files by content, the encoded manifest and layout). It is kept in
+the collection's own folder, because ops lists every file of images/ as an image.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+
+from ansible_collections.unikernel.ops.plugins.module_utils import image_layout, kernels, manifest
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+    SECTOR, TFSFormatError, format_uuid,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS, read_identity
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
+    Inline, TreePlan, encode_root, prepare, required_sectors, write_filesystem,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
+    human_size, list_volume_files, parse_size,
+)
+
+MIB = 1024 * 1024
+# Free space the rootfs gets beyond its content when no size is given: the guest reserves
+# 1 MiB for its log and programs write logs and temporary files (ops leaves none: ENOSPC).
+DEFAULT_FREE = 8 * MIB
+
+
+def validate_image_name(name):
+    if not name or "/" in name or "\0" in name or name.startswith(".") or len(name) > 255:
+        raise OpsError("image name %r cannot be used: it names a file in the ops home's images "
+                       "folder (no '/', no leading '.')" % (name,))
+    return name
+
+
+def _hash_file(path, known, hashes):
+    """A file's sha256, reused from the last build while its size, mtime and inode are the same
+    (so that an unchanged re-run reads no file data at all)."""
+    key = os.fsdecode(path)
+    st = os.stat(path)
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    hit = hashes.get(key) or known.get(key)
+    if hit is None or hit[:3] != stamp:
+        hit = stamp + [kernels.sha256_file(path)]
+    hashes[key] = hit
+    return hit[3]
+
+
+def fingerprint(boot_data, plans, size_request, known=None):
+    """One digest of everything an image is made of, and the file hashes it used."""
+    h = hashlib.sha256()
+    h.update(hashlib.sha256(boot_data).digest())
+    h.update(str(size_request).encode())
+    hashes = {}
+    for plan in plans:
+        h.update(encode_root(plan.root))  # structure, layout and manifest in one
+        for source, size, dummy in plan.copies:
+            if isinstance(source, Inline):
+                h.update(hashlib.sha256(source.data).digest())
+            else:
+                h.update(bytes.fromhex(_hash_file(source, known or {}, hashes)))
+    return h.hexdigest(), hashes
+
+
+def _decode(value):
+    """Manifest values read back (bytes keys and strings) as text."""
+    if isinstance(value, dict):
+        return dict((_decode(k), _decode(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return value
+
+
+def _plan_manifest(plan):
+    return _decode(dict((k, v) for k, v in plan.root.items() if k != b"children"))
+
+
+def read_image(path):
+    """What an image holds, read from the image itself."""
+    size = os.path.getsize(path)
+    bootfs_off, rootfs_off = image_layout.filesystem_offsets(path)
+    out = {"path": path, "size": size}
+    with TFS(path, bootfs_off) as boot:
+        names = [e.path.decode("utf-8", "replace") for e in boot.walk() if e.kind == "file"]
+        out["kernel_size"] = boot.lookup("/kernel").size if "/kernel" in names else None
+        out["klibs"] = sorted(n[len("/klib/"):] for n in names if n.startswith("/klib/"))
+    with TFS(path, rootfs_off) as root:
+        man = _decode(root.manifest())
+        out["rootfs_uuid"] = root.uuid
+        out["files"] = sum(1 for e in root.walk() if e.kind == "file")
+    out["manifest"] = man
+    out["program"] = man.get("program")
+    out["arguments"] = man.get("arguments")
+    out["environment"] = man.get("environment")
+    out["mounts"] = man.get("mounts", {})
+    out["readonly_rootfs"] = "readonly_rootfs" in man
+    return out
+
+
+class LocalImages:
+    def __init__(self, ops_dir=None):
+        self.home = OpsHome(ops_dir)
+
+    def _meta_path(self, name):
+        return self.home.state("images", name + ".json")
+
+    def _load_meta(self, name):
+        try:
+            with open(self._meta_path(name)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def _save_meta(self, name, meta):
+        path = self._meta_path(name)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+        os.rename(path + ".tmp", path)
+
+    @staticmethod
+    def _manifest_text(path):
+        try:
+            return "\n".join(manifest.render(read_image(path)["manifest"])) + "\n"
+        except (OSError, TFSFormatError, OpsError):
+            return "(not a readable image)\n"
+
+    def path(self, name):
+        return os.path.join(self.home.images, name)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def describe(self, name):
+        path = self.path(name)
+        try:
+            out = read_image(path)
+        except (OSError, TFSFormatError, OpsError) as e:
+            out = {"path": path, "error": "not a readable Nanos image: %s" % getattr(e, "msg", e)}
+        out["name"] = name
+        meta = self._load_meta(name)
+        if meta:
+            out["fingerprint"] = meta.get("fingerprint")
+            out["kernel"] = meta.get("kernel")
+            out["shares"] = meta.get("shares", {})
+            out["volumes"] = meta.get("volumes", {})
+            out["built_by_collection"] = meta.get("rootfs_uuid") == out.get("rootfs_uuid")
+        else:
+            out["built_by_collection"] = False
+        return out
+
+    def list_images(self, name=None):
+        try:
+            names = sorted(os.listdir(self.home.images))
+        except FileNotFoundError:
+            return []
+        return [self.describe(n) for n in names
+                if (name is None or n == name) and os.path.isfile(self.path(n))]
+
+    # -- building -------------------------------------------------------------------------
+
+    def _plans(self, spec):
+        kernel = kernels.resolve(self.home, spec.nanos_version, spec.kernel, spec.boot,
+                                 spec.klib_dir)
+        boot_data = image_layout.read_boot_region(kernel.boot)
+        bootfs = TreePlan()
+        bootfs.add_file("/kernel", kernel.kernel)
+        for klib in spec.klibs or []:
+            if "/" in klib or not kernel.klibs_dir or \
+                    not os.path.isfile(os.path.join(kernel.klibs_dir, klib)):
+                where = kernel.klibs_dir or "this kernel (it has no klibs)"
+                raise OpsError("klib %r was not found in %s" % (klib, where))
+            bootfs.add_file("/klib/" + klib, os.path.join(kernel.klibs_dir, klib))
+        volumes = list_volume_files(self.home.volumes)
+        rootfs, mounts, libs = manifest.build_rootfs(spec, kernel.version, volumes)
+        return kernel, boot_data, bootfs, rootfs, mounts, libs
+
+    def present(self, spec, config=None, force=False, check_mode=False, want_diff=False):
+        validate_image_name(spec.name)
+        warnings = manifest.load_config(spec, config)
+        size_request = parse_size(spec.size) if spec.size is not None else None
+        kernel, boot_data, bootfs, rootfs, mounts, libs = self._plans(spec)
+        boot_log = prepare(bootfs)
+        if required_sectors(bootfs, boot_log) * SECTOR > image_layout.BOOTFS_BYTES:
+            raise OpsError("the kernel and klibs do not fit the 12 MiB boot filesystem")
+        root_log = prepare(rootfs)
+        layout_probe = image_layout.Layout(len(boot_data), 1 << 62)
+        need = layout_probe.rootfs + required_sectors(rootfs, root_log) * SECTOR
+        if size_request is None:
+            total = -(-(need + DEFAULT_FREE) // MIB) * MIB
+        else:
+            total = size_request
+            if total < need:
+                raise OpsError("size %s (%d bytes) cannot hold this image: it needs at least %d "
+                               "bytes" % (spec.size, total, need), needed=need)
+        path = self.path(spec.name)
+        meta = self._load_meta(spec.name)
+        digest, hashes = fingerprint(boot_data, (bootfs, rootfs), size_request,
+                                     (meta or {}).get("hashes"))
+        exists = os.path.exists(path)
+        current_uuid = None
+        if exists:
+            try:  # one sector: the image's rootfs UUID, which only a rebuild changes
+                current_uuid = read_identity(path, image_layout.filesystem_offsets(path)[1])[1]
+            except (OSError, TFSFormatError, OpsError):
+                pass
+        up_to_date = (exists and meta is not None and not force and current_uuid is not None
+                      and meta.get("fingerprint") == digest
+                      and meta.get("rootfs_uuid") == current_uuid)
+        after_manifest = _plan_manifest(rootfs)
+        before = after = ""
+        if want_diff:
+            before = self._manifest_text(path) if exists else ""
+            after = "\n".join(manifest.render(after_manifest)) + "\n"
+        image = {"name": spec.name, "path": path, "fingerprint": digest,
+                 "kernel": kernel.as_dict(), "program": after_manifest["program"],
+                 "mounts": mounts.manifest, "shares": mounts.shares, "volumes": mounts.volumes,
+                 "libraries": libs, "readonly_rootfs": bool(spec.readonly_rootfs),
+                 "klibs": list(spec.klibs or [])}
+        if up_to_date:
+            image["size"] = os.path.getsize(path)
+            return Outcome(False, image, before, after, warnings)
+        why = "create" if not exists else ("rebuild (forced)" if force else "rebuild")
+        used_kernel = kernel.version or kernel.kernel
+        actions = ["%s %s (%s) with kernel %s" % (why, path, human_size(total), used_kernel)]
+        image["size"] = total
+        if check_mode:
+            return Outcome(True, image, before, after, warnings, actions)
+        layout = image_layout.Layout(len(boot_data), total)
+        root_uuid = os.urandom(16)
+        self.home.ensure_dir(self.home.images)
+        with self.home.lock("images"):
+            with self.home.staged_file(path) as fd:
+                os.ftruncate(fd, total)
+                image_layout.write_boot_region(fd, boot_data, layout)
+                write_filesystem(fd, bootfs, boot_log, os.urandom(16), "",
+                                 image_layout.BOOTFS_BYTES, base=layout.bootfs)
+                write_filesystem(fd, rootfs, root_log, root_uuid, "", layout.rootfs_size,
+                                 base=layout.rootfs)
+            self._save_meta(spec.name, {"fingerprint": digest, "rootfs_uuid": format_uuid(root_uuid),
+                                        "kernel": kernel.as_dict(), "shares": mounts.shares,
+                                        "volumes": mounts.volumes, "mounts": mounts.manifest,
+                                        "hashes": hashes})
+        return Outcome(True, image, before, after, warnings, actions)
+
+    def absent(self, name, check_mode=False, want_diff=False):
+        validate_image_name(name)
+        path = self.path(name)
+        if not os.path.exists(path):
+            return Outcome(False, None)
+        before = self._manifest_text(path) if want_diff else ""
+        if not check_mode:
+            with self.home.lock("images"):
+                os.unlink(path)
+                try:
+                    os.unlink(self._meta_path(name))
+                except OSError:
+                    pass
+        return Outcome(True, None, before, "", actions=["delete %s" % path])

@@ -1,0 +1,229 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Nanos kernels in the ops home: finding one as ops does, and installing a release tarball.
+
+Layout, as ops keeps it: <home>/<version>/{kernel.img, boot.img, bootx64.efi, klibs/},
+<home>/latest.txt naming the installed release, nightly builds in <home>/nightly/.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+
+HOW_TO_GET_ONE = ("install a release with the unikernel.ops.ops_kernel module (src: a "
+                  "nanos-release-linux-<version>.tar.gz URL or file), or with `ops update`")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+RELEASE_MEMBERS = ("kernel.img", "boot.img")
+
+
+class Kernel:
+    """The files an image is built from."""
+
+    def __init__(self, version, kernel, boot, klibs_dir=None, efi=None):
+        self.version = version  # None for explicit paths
+        self.kernel = kernel
+        self.boot = boot
+        self.klibs_dir = klibs_dir
+        self.efi = efi
+
+    def as_dict(self):
+        return {"version": self.version, "kernel": self.kernel, "boot": self.boot,
+                "klibs": self.klibs_dir}
+
+
+def validate_version(version):
+    if not version or not _VERSION_RE.match(version) or version in (".", ".."):
+        raise OpsError("Nanos version %r is not valid (letters, digits, '.', '_', '+', '-')"
+                       % (version,))
+    return version
+
+
+def installed_version(home):
+    """The release latest.txt names, or None."""
+    try:
+        with open(os.path.join(home.root, "latest.txt")) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
+    """The kernel to build with: explicit paths win, else <home>/<version> as ops looks."""
+    if kernel or boot:
+        if not (kernel and boot):
+            raise OpsError("kernel and boot are given together (the kernel image and the boot "
+                           "sector image of the same Nanos release)")
+        for what, path in (("kernel", kernel), ("boot", boot)):
+            if not os.path.isfile(path):
+                raise OpsError("%s %s does not exist" % (what, path))
+        if klibs and not os.path.isdir(klibs):
+            raise OpsError("klibs %s is not a directory" % klibs)
+        return Kernel(nanos_version, kernel, boot, klibs)
+    looked = []
+    version = nanos_version or installed_version(home)
+    if version is None:
+        raise OpsError("no Nanos kernel is installed: %s has no latest.txt and no nanos_version "
+                       "was given; %s" % (home.root, HOW_TO_GET_ONE))
+    validate_version(version)
+    folder = os.path.join(home.root, version)
+    looked.append(folder)
+    kpath, bpath = os.path.join(folder, "kernel.img"), os.path.join(folder, "boot.img")
+    if not (os.path.isfile(kpath) and os.path.isfile(bpath)):
+        raise OpsError("no Nanos kernel %s found: looked for kernel.img and boot.img in %s; %s"
+                       % (version, ", ".join(looked), HOW_TO_GET_ONE))
+    kdir = klibs or os.path.join(folder, "klibs")
+    efi = sorted(f for f in os.listdir(folder) if f.endswith(".efi"))
+    return Kernel(version, kpath, bpath, kdir if os.path.isdir(kdir) else None,
+                  os.path.join(folder, efi[0]) if efi else None)
+
+
+def sha256_file(path, chunk=4 * 1024 * 1024):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                return h.hexdigest()
+            h.update(block)
+
+
+def parse_checksum(checksum):
+    """'sha256:<hex>' (as ansible.builtin.get_url) or a bare sha256 hex digest."""
+    if not checksum:
+        return None
+    algo, _sep, digest = checksum.rpartition(":")
+    algo = algo or "sha256"
+    if algo.lower() != "sha256" or not re.match(r"^[0-9a-fA-F]{64}$", digest):
+        raise OpsError("checksum %r is not valid: use sha256:<64 hex digits>" % checksum)
+    return digest.lower()
+
+
+def _safe_extract(tar_path, dest):
+    """Extract regular files and directories only, refusing anything that leaves dest."""
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            for member in tar.getmembers():
+                name = os.path.normpath(member.name)
+                if name.startswith(("/", "..")) or name == ".." or "/../" in name:
+                    raise OpsError("release tarball member %r points outside its folder"
+                                   % member.name)
+                if member.isdir():
+                    os.makedirs(os.path.join(dest, name), mode=0o755, exist_ok=True)
+                elif member.isfile():
+                    target = os.path.join(dest, name)
+                    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                    with tar.extractfile(member) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, 1024 * 1024)
+                    os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+                # links and devices in a kernel release are skipped: none are expected
+    except (tarfile.TarError, EOFError) as e:
+        raise OpsError("%s is not a readable tarball: %s" % (tar_path, e))
+    # Older releases call the kernel stage3.img; ops renames it.
+    stage3 = os.path.join(dest, "stage3.img")
+    if not os.path.exists(os.path.join(dest, "kernel.img")) and os.path.exists(stage3):
+        os.rename(stage3, os.path.join(dest, "kernel.img"))
+    missing = [m for m in RELEASE_MEMBERS if not os.path.isfile(os.path.join(dest, m))]
+    if missing:
+        raise OpsError("%s is not a Nanos release: it has no %s" % (tar_path, ", ".join(missing)))
+
+
+class ReleaseStore:
+    """Install and remove Nanos releases in the ops home, with a record of what was installed."""
+
+    def __init__(self, home):
+        self.home = home
+
+    def _record(self, version):
+        return self.home.state("kernels", version + ".json")
+
+    def status(self, version):
+        folder = os.path.join(self.home.root, version)
+        present = all(os.path.isfile(os.path.join(folder, m)) for m in RELEASE_MEMBERS)
+        record = None
+        try:
+            with open(self._record(version)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            pass
+        return folder, present, record
+
+    def install(self, version, src, download, checksum=None, make_latest=True, force=False,
+                check_mode=False):
+        """Returns (changed, actions). download(url, dest_path) fetches a URL to a file."""
+        validate_version(version)
+        digest = parse_checksum(checksum)
+        folder, present, record = self.status(version)
+        actions = []
+        same = present and (digest is None or (record or {}).get("sha256") == digest)
+        if not same or force:
+            actions.append("install Nanos %s from %s into %s" % (version, src, folder))
+        latest = installed_version(self.home)
+        if make_latest and latest != version:
+            actions.append("set latest.txt to %s (was %s)" % (version, latest))
+        if check_mode or not actions:
+            return bool(actions), actions
+        self.home.ensure_dir(self.home.root)
+        if not same or force:
+            tmpdir = tempfile.mkdtemp(prefix=".release-",
+                                      dir=self.home.ensure_dir(self.home.state("tmp"), 0o700))
+            try:
+                tarball = src
+                if re.match(r"^[a-z][a-z0-9+.-]*://", src):
+                    tarball = os.path.join(tmpdir, "release.tar.gz")
+                    download(src, tarball)
+                elif not os.path.isfile(src):
+                    raise OpsError("release tarball %s does not exist" % src)
+                got = sha256_file(tarball)
+                if digest is not None and got != digest:
+                    raise OpsError("release tarball %s has sha256 %s, not the expected %s; "
+                                   "nothing was installed" % (src, got, digest))
+                staged = os.path.join(tmpdir, "release")
+                os.mkdir(staged, 0o755)
+                _safe_extract(tarball, staged)
+                if os.path.isdir(folder):
+                    old = os.path.join(tmpdir, "old")
+                    os.rename(folder, old)  # replaced whole, never half-written
+                os.rename(staged, folder)
+            finally:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+            os.makedirs(os.path.dirname(self._record(version)), mode=0o700, exist_ok=True)
+            with open(self._record(version), "w") as f:
+                json.dump({"sha256": got, "src": src}, f)
+        if make_latest and latest != version:
+            path = os.path.join(self.home.root, "latest.txt")
+            with open(path + ".tmp", "w") as f:
+                f.write(version)  # ops writes it with no newline
+            os.rename(path + ".tmp", path)
+        return True, actions
+
+    def remove(self, version, check_mode=False):
+        validate_version(version)
+        folder = os.path.join(self.home.root, version)
+        if not os.path.isdir(folder):
+            return False, []
+        was_latest = installed_version(self.home) == version
+        actions = ["remove %s" % folder]
+        if was_latest:
+            actions.append("remove latest.txt (it named %s)" % version)
+        if not check_mode:
+            shutil.rmtree(folder)
+            doomed = [self._record(version)]
+            if was_latest:
+                doomed.append(os.path.join(self.home.root, "latest.txt"))
+            for path in doomed:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        return True, actions

@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+"""A stand-in Nanos release for tests: kernel.img, boot.img and klibs/ that are laid out like the
+real ones (boot.img's boot sector describes its stage2, as Nanos' stage1 does) but boot nothing.
+
+  python nanos_standin.py DEST_FOLDER [VERSION]    -> DEST_FOLDER/VERSION/{kernel.img,boot.img,klibs/}
+
+Also imported by the unit tests (make_boot_img, make_release).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import struct
+import sys
+
+
+def make_boot_img(path, stage2_len=3 * 512):
+    """A boot sector whose stage2 record (u64 base, u64 length, u32 type 12 at byte 426)
+    describes the stage2 that follows."""
+    sector = bytearray(512)
+    sector[:4] = b"\xeb\x3c\x90\x90"
+    struct.pack_into("<QQI", sector, 426, 0x8000, stage2_len, 12)
+    sector[510:512] = b"\x55\xaa"
+    stage2 = bytes((i * 29 + 7) & 0xFF for i in range(stage2_len))
+    with open(str(path), "wb") as f:
+        f.write(bytes(sector) + stage2)
+    return str(path)
+
+
+def make_release(folder, version="0.1.99", klibs=("tls", "ntp")):
+    """A release folder <folder>/<version> with kernel.img, boot.img and klibs/."""
+    folder = os.path.join(str(folder), version)
+    os.makedirs(os.path.join(folder, "klibs"))
+    with open(os.path.join(folder, "kernel.img"), "wb") as f:
+        f.write(b"NANOS-STAND-IN-KERNEL" + os.urandom(200000))
+    make_boot_img(os.path.join(folder, "boot.img"))
+    for k in klibs:
+        with open(os.path.join(folder, "klibs", k), "wb") as f:
+            f.write(b"klib " + k.encode() + os.urandom(3000))
+    return folder
+
+
+if __name__ == "__main__":
+    print(make_release(sys.argv[1], *(sys.argv[2:3] or [])))

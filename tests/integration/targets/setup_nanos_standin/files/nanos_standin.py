@@ -21,7 +21,7 @@ def make_boot_img(path, stage2_len=3 * 512):
     """A boot sector whose stage2 record (u64 base, u64 length, u32 type 12 at byte 426)
     describes the stage2 that follows."""
     sector = bytearray(512)
-    sector[:4] = b"\xeb\x3c\x90\x90"
+    sector[:4] = b"\xfa\xf4\xeb\xfd"  # cli; hlt; jmp back to the hlt: a guest that idles
     struct.pack_into("<QQI", sector, 426, 0x8000, stage2_len, 12)
     sector[510:512] = b"\x55\xaa"
     stage2 = bytes((i * 29 + 7) & 0xFF for i in range(stage2_len))

@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ops_instance
+short_description: Run Nanos images as local QEMU instances with QMP
+version_added: 0.1.0
+description:
+  - Starts, stops and restarts a local QEMU instance of a Nanos image, with ops' device model
+    (q35, virtio-scsi, virtio-rng, isa-debug-exit, user networking with port forwards), volumes
+    attached at boot as SCSI LUNs, host folders shared over 9p, and QMP on a UNIX socket that only
+    its owner can use.
+  - The instance is recorded in C(<ops_dir>/instances/<pid>) in ops' format, so
+    C(ops instance list) shows it. A record whose QEMU is gone is cleaned up.
+  - Idempotent - a running instance whose settings match is not a change. A mismatch (other
+    memory, ports, volumes, a rebuilt image...) is reported and acted on only with O(force=true)
+    or O(state=restarted).
+requirements:
+  - qemu-system-x86_64 on the managed host
+  - the Python package qemu.qmp on the managed host
+author:
+  - unikernel.ops maintainers (@unikernel-ops)
+extends_documentation_fragment:
+  - unikernel.ops.ops_home
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is started or stopped; C(changed) tells what a real run would do.
+  diff_mode:
+    support: full
+    description: Before and after show the state and settings.
+options:
+  name:
+    description: The instance's name.
+    type: str
+    required: true
+  image:
+    description:
+      - The image to boot - a name in C(<ops_dir>/images/) or a path. Required with
+        O(state=running) or O(state=restarted).
+    type: str
+  state:
+    description:
+      - V(running) starts the instance when it is not running. V(stopped) asks the guest to power
+        down and quits QEMU after O(stop_timeout). V(restarted) stops and starts it. V(absent)
+        stops it and removes its console log and socket folder.
+    type: str
+    choices: [running, stopped, restarted, absent]
+    default: running
+  memory:
+    description: Guest memory, in QEMU's syntax (V(256M), V(2G)).
+    type: str
+    default: 2G
+  cpus:
+    description: Number of virtual CPUs.
+    type: int
+    default: 1
+  ports:
+    description:
+      - Ports forwarded from the host to the guest - V(8080), V(8080:80) (host:guest),
+        V(0.0.0.0:8080:80) (with the address to listen on), V(53/udp). Without an address they
+        listen on 127.0.0.1 only (ops listens on every address).
+    type: list
+    elements: str
+    default: []
+  volumes:
+    description:
+      - Volumes attached at boot, as SCSI LUNs. Each is a volume name or UUID, or a dict with
+        C(volume), C(attach_id) (the N of V(%N), sets the SCSI C(device_id) Nanos reads it from)
+        and C(read_only).
+    type: list
+    elements: raw
+    default: []
+  shares:
+    description:
+      - Host folders shared over 9p, by attach id (the N of the image's V(%N) mount). Shares the
+        image was built with (host folders given as mount keys to M(unikernel.ops.ops_image)) are
+        included without being listed here.
+    type: dict
+    default: {}
+  accel:
+    description:
+      - V(tcg) (software emulation), V(kvm), or V(auto) - KVM where it runs Nanos (a hardware
+        KVM module this user can open, not the PVM flavour), else TCG.
+    type: str
+    choices: [auto, kvm, tcg]
+    default: auto
+  wait_for:
+    description: A regular expression to wait for on the console after starting.
+    type: str
+  timeout:
+    description: Seconds to wait for QMP to answer, and for O(wait_for).
+    type: int
+    default: 30
+  stop_timeout:
+    description: Seconds the guest gets to power down before QEMU is told to quit (then killed).
+    type: int
+    default: 10
+  force:
+    description: Restart a running instance whose settings differ from the wanted ones.
+    type: bool
+    default: false
+seealso:
+  - module: unikernel.ops.ops_mount
+  - module: unikernel.ops.ops_instance_info
+  - module: unikernel.ops.ops_image
+"""
+
+EXAMPLES = r"""
+- name: Run the webapp image with a volume attached at boot
+  unikernel.ops.ops_instance:
+    name: web-1
+    image: webapp
+    memory: 512M
+    ports: ["8080"]
+    volumes:
+      - my-assets
+      - {volume: uploads, attach_id: 1}
+    wait_for: "listening on"
+    timeout: 60
+
+- name: Stop it
+  unikernel.ops.ops_instance:
+    name: web-1
+    state: stopped
+"""
+
+RETURN = r"""
+instance:
+  description: The instance after the task; null when it is not running.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The instance's name.
+      type: str
+      sample: web-1
+    pid:
+      description: The QEMU process.
+      type: int
+      sample: 41234
+    image:
+      description: The image file it booted.
+      type: str
+      sample: /home/user/.ops/images/webapp
+    console:
+      description: The console log (the guest's serial port).
+      type: str
+      sample: /home/user/.ops/.unikernel-ops/instances/web-1/console.log
+    qmp_socket:
+      description: The QMP UNIX socket (owner-only).
+      type: str
+      sample: /home/user/.ops/.unikernel-ops/instances/web-1/qmp.sock
+    settings:
+      description: The settings it runs with (memory, cpus, ports, volumes, shares, accel and why).
+      type: dict
+    attachments:
+      description: Disks QEMU reports, with file, node, device id, read-only and attach id.
+      type: list
+      elements: dict
+    matched:
+      description: The console text O(wait_for) matched.
+      returned: when O(wait_for) was given and the instance was started
+      type: str
+mismatch:
+  description: How the running instance differs from the wanted settings (nothing was changed).
+  returned: when it differs and neither O(force) nor O(state=restarted) was given
+  type: list
+  elements: str
+argv:
+  description: The QEMU command line of a start, as a list.
+  returned: when the task started QEMU
+  type: list
+  elements: str
+actions:
+  description: What the task did, or would do in check mode.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.unikernel.ops.plugins.module_utils import instances
+from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+
+
+def run(m):
+    p = m.params
+    store = instances.InstanceStore(p["ops_dir"])
+    outcome, extra = instances.ensure_state(store, p, check_mode=m.check_mode)
+    result = m.outcome_result(outcome, "instance")
+    result.update(extra)
+    return result
+
+
+def main():
+    m = OpsModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            image=dict(type="str"),
+            state=dict(type="str", choices=["running", "stopped", "restarted", "absent"], default="running"),
+            memory=dict(type="str", default="2G"),
+            cpus=dict(type="int", default=1),
+            ports=dict(type="list", elements="str", default=[]),
+            volumes=dict(type="list", elements="raw", default=[]),
+            shares=dict(type="dict", default={}),
+            accel=dict(type="str", choices=["auto", "kvm", "tcg"], default="auto"),
+            wait_for=dict(type="str"),
+            timeout=dict(type="int", default=30),
+            stop_timeout=dict(type="int", default=10),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    m.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ops_instance_info
+short_description: List local Nanos instances and what QEMU has attached to them
+version_added: 0.1.0
+description:
+  - Lists the instances recorded in C(<ops_dir>/instances/), those started by the ops CLI
+    included, with their state and, over QMP (our UNIX socket, or ops' C(mgmt) TCP port), the
+    disks QEMU has attached. Records whose QEMU process is gone are reported as stale (and
+    removed unless in check mode, as ops does).
+requirements:
+  - the Python package qemu.qmp on the managed host (for attachments)
+author:
+  - unikernel.ops maintainers (@unikernel-ops)
+extends_documentation_fragment:
+  - unikernel.ops.ops_home
+attributes:
+  check_mode:
+    support: full
+    description: Stale records are reported but not removed.
+  diff_mode:
+    support: none
+    description: The module only reads.
+options:
+  name:
+    description: Only the instance of this name.
+    type: str
+seealso:
+  - module: unikernel.ops.ops_instance
+"""
+
+EXAMPLES = r"""
+- name: What is running, and what is attached
+  unikernel.ops.ops_instance_info:
+  register: running
+"""
+
+RETURN = r"""
+instances:
+  description: Running instances.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The instance's name.
+      type: str
+      sample: web-1
+    pid:
+      description: The QEMU process.
+      type: int
+      sample: 41234
+    image:
+      description: The image file.
+      type: str
+      sample: /home/user/.ops/images/webapp
+    ports:
+      description: Forwarded ports, as recorded.
+      type: list
+      elements: str
+    console:
+      description: The console log (null for instances ops started).
+      type: str
+    qmp_socket:
+      description: Our QMP socket (null for instances ops started).
+      type: str
+    mgmt:
+      description: ops' QMP TCP port, for instances ops started with QMP.
+      type: str
+    started_by:
+      description: V(unikernel.ops) or V(ops).
+      type: str
+      sample: unikernel.ops
+    settings:
+      description: The settings an instance of this collection runs with.
+      type: dict
+    attachments:
+      description: Disks QEMU reports (file, node, id, read_only, attach_id); null when QMP could not be asked.
+      type: list
+      elements: dict
+    attachments_error:
+      description: Why QMP could not be asked.
+      returned: when attachments is null
+      type: str
+stale:
+  description: Records whose QEMU process is gone.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.unikernel.ops.plugins.module_utils import instances
+from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+
+
+def run(m):
+    store = instances.InstanceStore(m.params["ops_dir"])
+    running, stale = store.records()
+    name = m.params["name"]
+    stale = [s for s in stale if name is None or s.name == name]
+    if not m.check_mode:
+        store.clean_stale(stale)
+    return dict(changed=False,
+                instances=[instances.describe(i) for i in running if name is None or i.name == name],
+                stale=[s.as_dict() for s in stale])
+
+
+def main():
+    m = OpsModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
+    m.run(run)
+
+
+if __name__ == "__main__":
+    main()

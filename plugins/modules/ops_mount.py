@@ -1,0 +1,165 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ops_mount
+short_description: Hot-plug volumes into running local Nanos instances
+version_added: 0.1.0
+description:
+  - Attaches a volume to a running instance started by M(unikernel.ops.ops_instance) (or by
+    ops with QMP on), or detaches it, over QMP - as a SCSI LUN on the controller the instance
+    booted with, which Nanos notices and mounts within milliseconds.
+  - Every step is checked against QEMU's own state - the attachment is read back from QEMU after
+    the attach, and a detach waits for QEMU's C(DEVICE_DELETED) event before releasing the
+    volume, so it can be attached again (ops' detach leaves it open, and its next attach fails).
+  - A volume attached to another running instance is refused (two writers corrupt a volume).
+  - Before attaching, the instance's image manifest is read; when no mount entry matches the
+    volume (by name, UUID or O(attach_id)), the module warns that the guest will not mount it.
+requirements:
+  - the Python package qemu.qmp on the managed host
+author:
+  - unikernel.ops maintainers (@unikernel-ops)
+extends_documentation_fragment:
+  - unikernel.ops.ops_home
+attributes:
+  check_mode:
+    support: full
+    description: QEMU is asked what is attached, nothing is changed.
+  diff_mode:
+    support: full
+    description: Before and after show the attachment.
+options:
+  instance:
+    description: The running instance's name.
+    type: str
+    required: true
+  volume:
+    description: The volume's name or UUID.
+    type: str
+    required: true
+  state:
+    description: V(attached) or V(detached).
+    type: str
+    choices: [attached, detached]
+    default: attached
+  attach_id:
+    description:
+      - The N of an image's V(%N) mount - sets the SCSI C(device_id) V(persistent-disk-N) that
+        Nanos matches V(%N) against.
+    type: int
+  read_only:
+    description: Attach read-only at QEMU's block layer (the guest cannot write even if it tries).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds to wait for QMP answers and for the detach to complete.
+    type: int
+    default: 10
+  force:
+    description: Re-attach a volume that is attached with another O(read_only) or O(attach_id).
+    type: bool
+    default: false
+seealso:
+  - module: unikernel.ops.ops_instance
+  - module: unikernel.ops.ops_volume
+"""
+
+EXAMPLES = r"""
+- name: Attach the uploads volume as %1 while web-1 runs
+  unikernel.ops.ops_mount:
+    instance: web-1
+    volume: uploads
+    attach_id: 1
+
+- name: Detach it again
+  unikernel.ops.ops_mount:
+    instance: web-1
+    volume: uploads
+    state: detached
+"""
+
+RETURN = r"""
+attachment:
+  description: The attachment as QEMU reports it (in check mode, as it would be); null when detached and nothing was attached.
+  returned: always
+  type: dict
+  contains:
+    volume:
+      description: The volume's name.
+      type: str
+      sample: uploads
+    uuid:
+      description: The volume's UUID.
+      type: str
+      sample: e1a9a40e-8d2b-19b7-61b7-57c43f362aaa
+    path:
+      description: The volume file.
+      type: str
+      sample: /home/user/.ops/volumes/uploads:e1a9a40e-8d2b-19b7-61b7-57c43f362aaa.raw
+    node:
+      description: QEMU's block node name.
+      type: str
+      sample: uploads
+    device_id:
+      description: QEMU's device id of the scsi-hd.
+      type: str
+      sample: uploads
+    attach_id:
+      description: The attach id (N of V(%N)), or null.
+      type: int
+      sample: 1
+    read_only:
+      description: Whether QEMU attached it read-only.
+      type: bool
+      sample: false
+actions:
+  description: What the task did, or would do in check mode.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.unikernel.ops.plugins.module_utils import mounts
+from ansible_collections.unikernel.ops.plugins.module_utils.instances import InstanceStore
+from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.qmp import require_qmp
+
+
+def run(m):
+    p = m.params
+    require_qmp()
+    store = InstanceStore(p["ops_dir"])
+    if p["state"] == "detached":
+        outcome = mounts.ensure_detached(store, p["instance"], p["volume"], p["timeout"],
+                                         check_mode=m.check_mode)
+    else:
+        outcome = mounts.ensure_attached(store, p["instance"], p["volume"], p["read_only"],
+                                         p["attach_id"], p["timeout"], p["force"],
+                                         check_mode=m.check_mode)
+    return m.outcome_result(outcome, "attachment")
+
+
+def main():
+    m = OpsModule(
+        argument_spec=dict(
+            instance=dict(type="str", required=True),
+            volume=dict(type="str", required=True),
+            state=dict(type="str", choices=["attached", "detached"], default="attached"),
+            attach_id=dict(type="int"),
+            read_only=dict(type="bool", default=False),
+            timeout=dict(type="int", default=10),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    m.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -147,6 +147,15 @@ class ReleaseStore:
     def _record(self, version):
         return self.home.state("kernels", version + ".json")
 
+    def installed(self):
+        """Versions with a kernel.img and boot.img in their folder, sorted."""
+        try:
+            names = os.listdir(self.home.root)
+        except OSError:
+            return []
+        return sorted(n for n in names if not n.startswith(".") and all(
+            os.path.isfile(os.path.join(self.home.root, n, m)) for m in RELEASE_MEMBERS))
+
     def status(self, version):
         folder = os.path.join(self.home.root, version)
         present = all(os.path.isfile(os.path.join(folder, m)) for m in RELEASE_MEMBERS)

@@ -136,3 +136,12 @@ def test_resolution(tmp_path):
     assert kernels.resolve(home).klibs_dir == os.path.join(home.root, "0.1.50", "klibs")
     with pytest.raises(OpsError, match="looked for kernel.img and boot.img in"):
         kernels.resolve(home, "0.2.0")
+
+
+def test_installed_releases(tmp_path):
+    home = OpsHome(str(tmp_path / ".ops"))
+    assert kernels.ReleaseStore(home).installed() == []
+    make_release(home.root, "0.1.50")
+    make_release(home.root, "nightly")
+    os.makedirs(os.path.join(home.root, "volumes"))
+    assert kernels.ReleaseStore(home).installed() == ["0.1.50", "nightly"]

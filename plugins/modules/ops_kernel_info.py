@@ -1,0 +1,94 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ops_kernel_info
+short_description: Which Nanos kernels the ops home has, and which one images would use
+version_added: 0.1.0
+description:
+  - Lists the Nanos releases installed in the ops home (folders holding C(kernel.img) and
+    C(boot.img)), the one C(latest.txt) names, and the kernel M(unikernel.ops.ops_image) would
+    build with - or, when there is none, the reason and how to install one.
+author:
+  - unikernel.ops maintainers (@unikernel-ops)
+extends_documentation_fragment:
+  - unikernel.ops.ops_home
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads.
+  diff_mode:
+    support: none
+    description: The module only reads.
+options:
+  nanos_version:
+    description: Resolve this version instead of the one C(latest.txt) names.
+    type: str
+seealso:
+  - module: unikernel.ops.ops_kernel
+"""
+
+EXAMPLES = r"""
+- name: Is there a kernel to build images with?
+  unikernel.ops.ops_kernel_info:
+  register: kernels
+
+- name: Say how to get one
+  ansible.builtin.debug:
+    msg: "{{ kernels.missing }}"
+  when: kernels.kernel is none
+"""
+
+RETURN = r"""
+releases:
+  description: Installed release versions, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["0.1.53", "0.1.54"]
+latest:
+  description: The version C(latest.txt) names, or null.
+  returned: always
+  type: str
+  sample: 0.1.54
+kernel:
+  description: The kernel images would use (version, kernel, boot, klibs), or null.
+  returned: always
+  type: dict
+  sample: {version: 0.1.54, kernel: /home/user/.ops/0.1.54/kernel.img, boot: /home/user/.ops/0.1.54/boot.img, klibs: /home/user/.ops/0.1.54/klibs}
+missing:
+  description: Why there is no kernel, and how to install one.
+  returned: when RV(kernel) is null
+  type: str
+"""
+
+from ansible_collections.unikernel.ops.plugins.module_utils import kernels
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
+
+
+def run(m):
+    home = OpsHome(m.params["ops_dir"])
+    result = dict(changed=False, releases=kernels.ReleaseStore(home).installed(),
+                  latest=kernels.installed_version(home), kernel=None)
+    try:
+        result["kernel"] = kernels.resolve(home, m.params["nanos_version"]).as_dict()
+    except OpsError as e:
+        result["missing"] = e.msg
+    return result
+
+
+def main():
+    m = OpsModule(argument_spec=dict(nanos_version=dict(type="str")), supports_check_mode=True)
+    m.run(run)
+
+
+if __name__ == "__main__":
+    main()

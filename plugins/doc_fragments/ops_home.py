@@ -33,3 +33,14 @@ options:
     choices: [onprem]
     default: onprem
 """
+
+    # Attributes of the _info modules, which only read.
+    INFO_ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads.
+  diff_mode:
+    support: none
+    description: The module only reads.
+"""

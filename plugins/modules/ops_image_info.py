@@ -19,13 +19,7 @@ author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: The module only reads.
+  - unikernel.ops.ops_home.INFO_ATTRIBUTES
 options:
   name:
     description: Only the image of this name.

@@ -20,14 +20,8 @@ author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
+  - unikernel.ops.ops_home.INFO_ATTRIBUTES
   - unikernel.ops.ops_home.PROVIDER
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: The module only reads.
 options:
   name:
     description: Only the volume of this name.

@@ -14,19 +14,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
-import importlib
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
-conftest = importlib.import_module("conftest")  # makes ansible_collections.unikernel.ops importable
+import bench_common
 
 from ansible_collections.unikernel.ops.plugins.module_utils import instances, mounts  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages  # noqa: E402
@@ -43,20 +37,17 @@ def main():
     home = os.path.join(work, ".ops")
     store = instances.InstanceStore(home)
     try:
-        release = os.environ.get("NANOS_RELEASE_DIR") or conftest.make_release(work, "0.0.0")
-        src = os.path.join(work, "idle.c")
-        with open(src, "wb") as f:  # a guest program that stays up
-            f.write(b'#include <stdio.h>\n#include <unistd.h>\n'
-                    b'int main(void) { puts("ready"); fflush(stdout); sleep(3600); return 0; }\n')
-        prog = os.path.join(work, "hello")
-        subprocess.run(["gcc", "-O1", "-static", "-o", prog, src], check=True)
+        release = bench_common.release(work)
+        prog = bench_common.compile_program(  # a guest program that stays up
+            work, "idle", b'#include <stdio.h>\n#include <unistd.h>\n'
+            b'int main(void) { puts("ready"); fflush(stdout); sleep(3600); return 0; }\n', static=True)
         OnPremVolumes(home).present(VolumeSpec(name="hot"))
         LocalImages(home).present(ImageSpec(name="bench", program=prog, mounts={"%1": "/hot"},
                                             kernel=os.path.join(release, "kernel.img"),
                                             boot=os.path.join(release, "boot.img")))
         params = dict(name="bench", image="bench", state="running", memory="256M", cpus=1,
                       ports=[], volumes=[], shares={}, accel="auto", timeout=30,
-                      wait_for="ready" if "NANOS_RELEASE_DIR" in os.environ else None,
+                      wait_for="ready" if bench_common.real_kernel() else None,
                       stop_timeout=1, force=False)
         t = time.perf_counter()
         out, dummy = instances.ensure_state(store, params)
@@ -69,7 +60,7 @@ def main():
             t = time.perf_counter()
             assert mounts.ensure_detached(store, "bench", "hot").changed
             detach.append(time.perf_counter() - t)
-        print("guest: %s, accel %s" % ("Nanos " + release if "NANOS_RELEASE_DIR" in os.environ
+        print("guest: %s, accel %s" % ("Nanos " + release if bench_common.real_kernel()
                                        else "stand-in (idles)", out.volume["settings"]["accel"]))
         print("  instance start (to QMP ready%s) %8.1f ms" % (
             ", guest program running" if params["wait_for"] else "", start * 1000))

@@ -13,19 +13,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
-import importlib
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
-conftest = importlib.import_module("conftest")  # makes ansible_collections.unikernel.ops importable
+import bench_common
 
 from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.manifest import ImageSpec  # noqa: E402
@@ -37,12 +31,8 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-image-")
     try:
-        release = os.environ.get("NANOS_RELEASE_DIR") or conftest.make_release(work, "0.0.0")
-        src = os.path.join(work, "hello.c")
-        with open(src, "wb") as f:
-            f.write(conftest.HELLO_C)
-        prog = os.path.join(work, "hello")
-        subprocess.run(["gcc", "-O1", "-o", prog, src], check=True)
+        release = bench_common.release(work)
+        prog = bench_common.compile_program(work, "hello", bench_common.conftest.HELLO_C)
         images = LocalImages(os.path.join(work, ".ops"))
 
         def spec():

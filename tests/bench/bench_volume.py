@@ -19,19 +19,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
-import importlib
 import os
 import random
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
-importlib.import_module("conftest")  # makes ansible_collections.unikernel.ops importable
+import bench_common
 
 from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec  # noqa: E402
@@ -151,7 +146,7 @@ def _mkfs_manifest(src):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dir", default=os.path.join(REPO, ".build", "bench"),
+    ap.add_argument("--dir", default=os.path.join(bench_common.REPO, ".build", "bench"),
                     help="work folder, on the disk to measure (default .build/bench)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", choices=["a", "b"])

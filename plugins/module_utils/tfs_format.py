@@ -159,6 +159,24 @@ class Deleted:
 DELETED = Deleted()
 
 
+class FileTuple(dict):
+    """A regular file's tuple with one extent, as the writer makes nearly all of them:
+    (filelength:size extents:(0:(offset:sector length:n allocated:n))). It is an ordinary dict
+    to every reader; the encoder writes it from a template once its symbols are known, which
+    makes encoding tens of thousands of files several times faster."""
+
+    __slots__ = ("size", "sector", "nsect")
+
+    def __init__(self, size, sector, nsect):
+        super(FileTuple, self).__init__((
+            (b"filelength", size),
+            (b"extents", {b"0": {b"offset": sector, b"length": nsect, b"allocated": nsect}})))
+        self.size, self.sector, self.nsect = size, sector, nsect
+
+
+_FILE_SYMBOLS = (b"filelength", b"extents", b"0", b"offset", b"length", b"allocated")
+
+
 class Encoder:
     """Encode a tree of tuples into the log's value stream.
 
@@ -177,6 +195,7 @@ class Encoder:
         self.out = bytearray()
         self._refs = {}  # symbol index -> encoded reference
         self._tuple_headers = [self.header.encode(True, TYPE_TUPLE, n) for n in range(8)]
+        self._file_template = None
 
     def symbol(self, name):
         if isinstance(name, str):
@@ -255,11 +274,34 @@ class Encoder:
             t = type(item)
             if t is dict:
                 self._tuple(item)
+            elif t is FileTuple and ints_inline:
+                self._file(item)
             elif t is int and ints_inline and item >= 0:
                 out += b"\xb0"
                 out += _small_varint(item) if item < _SMALL else encode_varint(item)
             else:
                 self.value(item)
+
+
+    def _file(self, f):
+        """Exactly the bytes _tuple would write for f, from a template."""
+        tpl = self._file_template
+        if tpl is None:
+            if not all(sym in self.symbols for sym in _FILE_SYMBOLS):
+                self._tuple(f)  # the first file makes the symbols known
+                return
+            ref = dict((sym, self.header.encode(False, TYPE_BUFFER, self.symbols[sym]))
+                       for sym in _FILE_SYMBOLS)
+            hdr = self._tuple_headers
+            tpl = self._file_template = (
+                hdr[2] + ref[b"filelength"] + b"\xb0",
+                ref[b"extents"] + hdr[1] + ref[b"0"] + hdr[3] + ref[b"offset"] + b"\xb0",
+                ref[b"length"] + b"\xb0",
+                ref[b"allocated"] + b"\xb0")
+        n = _small_varint(f.nsect) if f.nsect < _SMALL else encode_varint(f.nsect)
+        self.out += b"".join((tpl[0], encode_varint(f.size), tpl[1], encode_varint(f.sector),
+                              tpl[2], n, tpl[3], n))
+        self.count += 3  # the file's tuple, its extents tuple and the extent
 
 
 _SMALL = 1 << 16

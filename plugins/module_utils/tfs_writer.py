@@ -25,7 +25,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
     END_OF_LOG, EXTENSION_BYTES, EXTENSION_SECTORS, GUEST_RESERVE_SECTORS, INITIAL_SECTORS,
     LABEL_MAX, LINK_FRAME_MAX, LOG_EXTENSION_LINK, MAGIC, MAX_EXTENT_SECTORS,
     NEW_EXTENSION_THRESHOLD, SECTOR, SEGMENT_RESERVE, TUPLE_AVAILABLE, TUPLE_EXTENDED,
-    Encoder, encode_varint,
+    Encoder, FileTuple, encode_varint,
 )
 
 DATA_START_SECTOR = INITIAL_SECTORS + EXTENSION_SECTORS + GUEST_RESERVE_SECTORS  # 3073
@@ -203,8 +203,11 @@ def _walk_into(plan, root_children, source, check_readable, sink):
                     nsect = -(-size // SECTOR)
                     if size:
                         copies.append((path, size, data_end))
-                        children[entry.name] = {b"filelength": size,
-                                                b"extents": _extents(data_end, nsect)}
+                        if nsect <= MAX_EXTENT_SECTORS:
+                            children[entry.name] = FileTuple(size, data_end, nsect)
+                        else:
+                            children[entry.name] = {b"filelength": size,
+                                                    b"extents": _extents(data_end, nsect)}
                     else:
                         children[entry.name] = {b"filelength": 0, b"extents": {}}
                     data_end += nsect

@@ -141,3 +141,15 @@ def test_uuid_format():
     for bad in ("", "0001020304050607", "00010203-0405-0607-0809-0a0b0c0d0e0g"):
         with pytest.raises(ValueError):
             parse_uuid(bad)
+
+
+def test_file_template_writes_what_the_generic_encoder_writes():
+    from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import FileTuple
+    files = [(0, 3073, 0), (5, 3073, 1), (70000, 3074, 137), (2 ** 31, 3211, 4194304)]
+    fast = {b"children": dict((b"f%d" % i, FileTuple(*f)) for i, f in enumerate(files))}
+    plain = {b"children": dict((b"f%d" % i, dict(FileTuple(*f))) for i, f in enumerate(files))}
+    for version, strings in ((5, False), (5, True), (4, False)):
+        a, b = Encoder(version, strings), Encoder(version, strings)
+        a.value(fast)
+        b.value(plain)
+        assert bytes(a.out) == bytes(b.out) and a.count == b.count

@@ -282,7 +282,6 @@ class Encoder:
             else:
                 self.value(item)
 
-
     def _file(self, f):
         """Exactly the bytes _tuple would write for f, from a template."""
         tpl = self._file_template

@@ -346,7 +346,8 @@ class DataCopier:
 
     @classmethod
     def worthwhile(cls):
-        return hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return hasattr(os, "fork") and (cpus or 1) > 1
 
     @staticmethod
     def _copy_from(rec_fd, fd):

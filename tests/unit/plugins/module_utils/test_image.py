@@ -186,6 +186,18 @@ def test_ops_config_file(home, c_programs, tmp_path):
     assert man[b"mounts"] == {b"vol": b"/files"} and man[b"x"] == b"true"
 
 
+def test_ops_config_as_a_dict(home, c_programs):
+    out = LocalImages(home["ops"]).present(
+        spec(program=c_programs["static"], args=["--from-option"]),
+        config={"args": ["--from-config"], "ENV": {"X": "1"}, "NanosVersion": "0.1.99",
+                "ManifestPassthrough": {"futex_trace": True}})
+    with rootfs(out.volume["path"]) as root:
+        man = root.manifest()
+    assert man[b"arguments"] == [b"/hello-static", b"--from-option"]  # options win
+    assert man[b"environment"][b"X"] == b"1" and man[b"futex_trace"] == b"true"
+    assert out.volume["kernel"]["version"] == "0.1.99"
+
+
 def test_bad_inputs_leave_no_image(home, c_programs, tmp_path):
     images = LocalImages(home["ops"])
     script = tmp_path / "script.sh"

@@ -73,6 +73,8 @@ def trace_argv(interp, program):
     return [interp, "--list", program]
 
 
+# Running the loader named in PT_INTERP executes it: only system loaders are run.
+_SYSTEM_LOADER = re.compile(r"^/(usr/)?lib(32|64|x32)?/([A-Za-z0-9_.-]+/)?ld-(linux|musl)[A-Za-z0-9_.-]*\.so[0-9.]*$")
 _LIB_RE = re.compile(r"^\s*(\S+)\s+=>\s+(not found|\S+)(?:\s+\(0x[0-9a-f]+\))?\s*$")
 _DIRECT_RE = re.compile(r"^\s*(/\S+)\s+\(0x[0-9a-f]+\)\s*$")
 
@@ -98,6 +100,10 @@ def shared_libraries(info, run=subprocess.run):
     """Absolute host paths of every shared object the program loads, the loader included."""
     if not info.dynamic:
         return []
+    if not _SYSTEM_LOADER.match(info.interp):
+        raise OpsError("program %s asks for the dynamic loader %s, which is not a system loader "
+                       "(/lib*/ or /usr/lib*/ ld-linux or ld-musl); it is not run"
+                       % (info.path, info.interp))
     if not os.path.isfile(info.interp):
         raise OpsError("program %s needs the dynamic loader %s, which this host does not have; "
                        "build the program statically or on a host like the target"

@@ -104,7 +104,15 @@ class Instance:
 
     @property
     def running(self):
-        return pid_alive(self.pid, "qemu")
+        """Whether the recorded pid is still this QEMU: a pid reused after a reboot must not
+        pass, so its command line must name our pidfile (ours) or the image (ops')."""
+        if not pid_alive(self.pid, "qemu"):
+            return False
+        argv = (self.data.get("unikernel_ops") or {}).get("argv") or []
+        if "-pidfile" in argv:
+            return pid_alive(self.pid, argv[argv.index("-pidfile") + 1])
+        image = self.data.get("image")
+        return pid_alive(self.pid, image) if image else True
 
     def as_dict(self):
         return {"name": self.name, "pid": self.pid, "image": self.data.get("image"),
@@ -230,12 +238,13 @@ class InstanceStore:
                 pass
         if not _wait_gone(inst.pid, timeout):
             how = "quit after %.0f s" % timeout
-            try:
-                with QMPSession(inst.qmp_address, timeout=5.0) as session:
-                    session.execute("quit")
-            except OpsError:
-                pass
-            if not _wait_gone(inst.pid, 5.0):
+            if inst.qmp_address:
+                try:
+                    with QMPSession(inst.qmp_address, timeout=5.0) as session:
+                        session.execute("quit")
+                except OpsError:
+                    pass
+            if not _wait_gone(inst.pid, 5.0 if inst.qmp_address else 0.0):
                 how = "killed"
                 try:
                     os.kill(inst.pid, signal.SIGKILL)
@@ -386,9 +395,19 @@ def _state_text(settings):
 
 
 def ensure_state(store, p, check_mode=False):
-    """What ops_instance does: (Outcome, extra result keys). p: the module's parameters."""
+    """What ops_instance does: (Outcome, extra result keys). p: the module's parameters.
+
+    Runs under the ops home's instances lock, so two runs never start or stop one instance
+    at once (check mode takes no lock: it writes nothing)."""
     require_qmp()
     name = validate_instance_name(p["name"])
+    if check_mode:
+        return _ensure_state(store, name, p, True)
+    with store.home.lock("instances"):
+        return _ensure_state(store, name, p, False)
+
+
+def _ensure_state(store, name, p, check_mode):
     inst, stale = store.find(name)
     actions, warnings, extra = [], [], {}
     if stale and not check_mode:
@@ -440,6 +459,9 @@ def ensure_state(store, p, check_mode=False):
             if p["wait_for"]:
                 extra["matched"] = wait_for_console(inst.console, p["wait_for"], p["timeout"],
                                                     inst.pid)
+    elif inst is not None and p.get("wait_for") and not check_mode:
+        # already running: the guest must still show what it showed when started
+        extra["matched"] = wait_for_console(inst.console, p["wait_for"], p["timeout"], inst.pid)
     if p["state"] in ("stopped", "absent"):
         after = None
     volume = describe(inst, extra.get("matched")) if inst else None

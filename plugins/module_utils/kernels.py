@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,10 +43,16 @@ class Kernel:
                 "klibs": self.klibs_dir}
 
 
+# Folders of the ops home that are not kernel releases.
+RESERVED = ("volumes", "images", "instances", "packages", "manifests", "tmp")
+
+
 def validate_version(version):
     if not version or not _VERSION_RE.match(version) or version in (".", ".."):
         raise OpsError("Nanos version %r is not valid (letters, digits, '.', '_', '+', '-')"
                        % (version,))
+    if version.lower() in RESERVED:
+        raise OpsError("%r is a folder of the ops home, not a Nanos version" % (version,))
     return version
 
 
@@ -147,6 +154,10 @@ class ReleaseStore:
     def _record(self, version):
         return self.home.state("kernels", version + ".json")
 
+    def _locked(self, check_mode):
+        """The kernels lock; check mode writes nothing, not even a lock file."""
+        return contextlib.nullcontext() if check_mode else self.home.lock("kernels")
+
     def installed(self):
         """Versions with a kernel.img and boot.img in their folder, sorted."""
         try:
@@ -172,7 +183,13 @@ class ReleaseStore:
         """Returns (changed, actions). download(url, dest_path) fetches a URL to a file."""
         validate_version(version)
         digest = parse_checksum(checksum)
+        with self._locked(check_mode):
+            return self._install(version, src, download, digest, make_latest, force, check_mode)
+
+    def _install(self, version, src, download, digest, make_latest, force, check_mode):
         folder, present, record = self.status(version)
+        if os.path.exists(folder) and not present and record is None:
+            raise OpsError("%s exists and is not a Nanos release; it is left as it is" % folder)
         actions = []
         same = present and (digest is None or (record or {}).get("sha256") == digest)
         if not same or force:
@@ -218,9 +235,15 @@ class ReleaseStore:
 
     def remove(self, version, check_mode=False):
         validate_version(version)
-        folder = os.path.join(self.home.root, version)
+        with self._locked(check_mode):
+            return self._remove(version, check_mode)
+
+    def _remove(self, version, check_mode):
+        folder, present, record = self.status(version)
         if not os.path.isdir(folder):
             return False, []
+        if not present and record is None:
+            raise OpsError("%s is not a Nanos release; it is left as it is" % folder)
         was_latest = installed_version(self.home) == version
         actions = ["remove %s" % folder]
         if was_latest:

@@ -106,8 +106,10 @@ def _host(spec, path):
 
 def _guest(path, what):
     path = str(path)
+    while path.startswith("./"):
+        path = path[2:]
     if not path.startswith("/"):
-        path = "/" + path.lstrip("./")
+        path = "/" + path
     if path == "/" or ".." in path.split("/"):
         raise OpsError("%s %r is not a usable path in the image" % (what, path))
     return path

@@ -16,13 +16,13 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import Out
 from ansible_collections.unikernel.ops.plugins.module_utils.qmp import QMPSession
 
 
-def _running(store, name):
+def _running(store, name, check_mode=False):
     inst, stale = store.find(name)
-    if stale:
+    if stale and not check_mode:
         store.clean_stale(stale)
     if inst is None:
-        gone = " (its QEMU process %s is gone; the stale record was removed)" % stale[0].pid \
-            if stale else ""
+        gone = " (its QEMU process %s is gone; the stale record was %s)" % (
+            stale[0].pid, "found" if check_mode else "removed") if stale else ""
         raise OpsError("instance %r is not running%s" % (name, gone))
     if not inst.qmp_address:
         raise OpsError("instance %r has no QMP: ops starts instances without it unless "
@@ -62,7 +62,7 @@ def _find(atts, vol, dev_id):
 
 def ensure_attached(store, instance, volume, read_only=False, attach_id=None, timeout=10.0,
                     force=False, check_mode=False):
-    inst = _running(store, instance)
+    inst = _running(store, instance, check_mode)
     vol = resolve_volume(store.home, volume)
     node, dev_id = qemu_ids(vol)
     warnings = []
@@ -71,13 +71,15 @@ def ensure_attached(store, instance, volume, read_only=False, attach_id=None, ti
         wanted = {"id": dev_id, "node": node, "file": vol.path, "read_only": bool(read_only),
                   "attach_id": attach_id}
         if current is not None:
-            same = current["read_only"] == bool(read_only) and current["attach_id"] == attach_id
+            same = (current["file"] == vol.path and current["read_only"] == bool(read_only)
+                    and current["attach_id"] == attach_id)
             if same:
                 return Outcome(False, _result(vol, current), _render(current), _render(current))
             if not force:
-                raise OpsError("volume %s is attached to %s with read_only=%s, attach_id=%s; "
+                raise OpsError("volume %s is attached to %s as %s with read_only=%s, attach_id=%s; "
                                "set force: true to re-attach it as asked" % (
-                                   vol.name, instance, current["read_only"], current["attach_id"]))
+                                   vol.name, instance, current["file"], current["read_only"],
+                                   current["attach_id"]))
         holders, unknown = holders_of(store, vol.path, exclude_pid=inst.pid, timeout=timeout,
                                       read_only=read_only)
         if holders:
@@ -110,7 +112,7 @@ def ensure_attached(store, instance, volume, read_only=False, attach_id=None, ti
 
 
 def ensure_detached(store, instance, volume, timeout=10.0, check_mode=False):
-    inst = _running(store, instance)
+    inst = _running(store, instance, check_mode)
     vol = resolve_volume(store.home, volume)
     node, dev_id = qemu_ids(vol)
     with QMPSession(inst.qmp_address, timeout=timeout) as qmp:

@@ -12,6 +12,7 @@ import hashlib
 import os
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.instances import InstanceStore, holders_of
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
@@ -44,11 +45,6 @@ def _diff_text(size, entries, modified=()):
         return ""
     lines = ["size: %d (%s)" % (size, human_size(size))] + render(entries, modified)
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def _no_copier():
-    yield
 
 
 def _uuid_bytes(uuid):
@@ -89,6 +85,18 @@ class OnPremVolumes(VolumeProvider):
         self.home = OpsHome(ops_dir)
 
     # -- reading --------------------------------------------------------------------------
+
+    def _locked(self, check_mode):
+        """The volumes lock; check mode writes nothing, not even a lock file."""
+        return contextlib.nullcontext() if check_mode else self.home.lock("volumes")
+
+    def _refuse_if_in_use(self, vf, what):
+        """A running QEMU with the file open would keep writing to a file that is gone."""
+        holders, unknown = holders_of(InstanceStore(self.home.root), vf.path)
+        if holders:
+            raise OpsError("volume %r is attached to running instance %s; stop it or detach the "
+                           "volume (unikernel.ops.ops_mount) before %s it" % (
+                               vf.name, ", ".join(holders), what))
 
     def _fingerprint(self, uuid):
         return Fingerprint(self.home.state("volumes", uuid + ".json"))
@@ -148,8 +156,9 @@ class OnPremVolumes(VolumeProvider):
         if spec.uuid:
             spec.uuid = normalize_uuid(spec.uuid)
         want_size = parse_size(spec.size) if spec.size is not None else None
-        self.home.ensure_dir(self.home.volumes)
-        with self.home.lock("volumes"):
+        if not check_mode:
+            self.home.ensure_dir(self.home.volumes)
+        with self._locked(check_mode):
             existing = self._find(spec)
             if existing is None:
                 return self._create(spec, want_size, check_mode, want_diff)
@@ -177,7 +186,7 @@ class OnPremVolumes(VolumeProvider):
             # Data is copied by a second process while this one plans and encodes the tree.
             with self.home.staged_file(path) as fd:
                 copier = DataCopier(fd) if spec.source and DataCopier.worthwhile() else None
-                with copier or _no_copier():
+                with copier or contextlib.nullcontext():
                     plan = plan_tree(spec.source, sink=copier) if spec.source else TreePlan()
                     log = prepare(plan, version=spec.tfs_version)
                     need = required_sectors(plan, log) * SECTOR
@@ -261,6 +270,7 @@ class OnPremVolumes(VolumeProvider):
             volume["size"] = after_size
             return Outcome(bool(actions), volume, before, after, warnings, actions)
         if rebuild:
+            self._refuse_if_in_use(vf, "rebuilding")
             self._build(vf.path, plan, log, uuid_bytes or _uuid_bytes(vf.uuid), vf.name,
                         after_size, spec.tfs_version)
             facts = _plan_facts(plan, log, vf.name, spec.tfs_version)
@@ -279,7 +289,7 @@ class OnPremVolumes(VolumeProvider):
             spec.uuid = normalize_uuid(spec.uuid)
         if spec.name is None and spec.uuid is None:
             raise OpsError("name or uuid is required")
-        with self.home.lock("volumes"):
+        with self._locked(check_mode):
             vf = find_volume(list_volume_files(self.home.volumes), name=spec.name, uuid=spec.uuid)
             if vf is None:
                 return Outcome(False, None)
@@ -293,6 +303,7 @@ class OnPremVolumes(VolumeProvider):
                     before = "size: %d\n(not a readable volume)\n" % vf.size
             action = "delete %s" % vf.path
             if not check_mode:
+                self._refuse_if_in_use(vf, "deleting")
                 try:
                     os.unlink(vf.path)
                 except OSError as e:

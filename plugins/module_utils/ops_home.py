@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
@@ -64,17 +65,39 @@ class OpsHome:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def _staging_dir(self, final_path):
+        """Our tmp folder, or the target's own folder when that is on another filesystem
+        (a rename cannot cross filesystems). Leftovers of killed runs are removed."""
+        tmpdir = self.ensure_dir(self.state("tmp"), 0o700)
+        target_dir = os.path.dirname(final_path)
+        if os.stat(tmpdir).st_dev != os.stat(target_dir).st_dev:
+            tmpdir = target_dir
+        cutoff = time.time() - 24 * 3600
+        for name in os.listdir(tmpdir):
+            if name.startswith(".staging-"):
+                path = os.path.join(tmpdir, name)
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                except OSError:
+                    pass
+        return tmpdir
+
     @contextlib.contextmanager
     def staged_file(self, final_path, mode=0o644):
         """A temp file on the same filesystem, renamed onto final_path only if the block succeeds.
 
         Yields the open fd. On any error the temp file is removed and final_path is untouched.
+        When it replaces an existing file, the data is flushed to disk first, so a crash cannot
+        leave a half-written file where a good one was.
         """
-        tmpdir = self.ensure_dir(self.state("tmp"), 0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".staging-", suffix=".raw", dir=tmpdir)
+        fd, tmp = tempfile.mkstemp(prefix=".staging-", suffix=".raw",
+                                   dir=self._staging_dir(final_path))
         try:
             os.fchmod(fd, mode)
             yield fd
+            if os.path.exists(final_path):
+                os.fsync(fd)
             os.close(fd)
             fd = None
             os.rename(tmp, final_path)

@@ -43,7 +43,9 @@ def require_qmp():
 
 
 def _describe(address):
-    return address if isinstance(address, str) else "%s:%d" % tuple(address)
+    if isinstance(address, (tuple, list)) and len(address) == 2:
+        return "%s:%s" % tuple(address)
+    return str(address)
 
 
 class QMPSession:

@@ -53,6 +53,11 @@ class TFS:
         self._fd = os.open(path, os.O_RDONLY)
         try:
             self._load()
+        except (IndexError, RecursionError, ValueError) as e:  # a damaged log, in any way
+            os.close(self._fd)
+            if isinstance(e, TFSFormatError):
+                raise
+            raise TFSFormatError("damaged filesystem metadata (%s)" % e.__class__.__name__)
         except Exception:
             os.close(self._fd)
             raise
@@ -237,7 +242,7 @@ def parse_initial_extension(head):
         raise TFSFormatError("unterminated label")
     label = head[pos:end].decode("utf-8", "replace")
     pos = end + 1
-    if head[pos] != LOG_EXTENSION_LINK:
+    if pos >= len(head) or head[pos] != LOG_EXTENSION_LINK:
         raise TFSFormatError("the initial log extension does not link to the log")
     start, pos = decode_varint(head, pos + 1)
     length, pos = decode_varint(head, pos)

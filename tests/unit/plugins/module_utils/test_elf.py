@@ -83,3 +83,18 @@ def test_refused(tmp_path, content, match):
 def test_missing_program(tmp_path):
     with pytest.raises(OpsError, match="cannot read program"):
         elf.inspect(str(tmp_path / "nope"))
+
+
+def test_foreign_loader_is_not_run(tmp_path):
+    prog = tmp_path / "odd-loader"
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil-loader"
+    evil.write_text("#!/bin/sh\ntouch %s\n" % marker)
+    evil.chmod(0o755)
+    subprocess.run(["gcc", "-o", str(prog), "-x", "c", "-", "-Wl,--dynamic-linker=%s" % evil],
+                   input=b"int main(void) { return 0; }\n", check=True)
+    info = elf.inspect(str(prog))
+    assert info.interp == str(evil)
+    with pytest.raises(OpsError, match="not a system loader"):
+        elf.shared_libraries(info)
+    assert not marker.exists()

@@ -308,3 +308,12 @@ def test_partition_entry_bytes_match_nanos():
     assert image_layout.partition_entry(103, 24576).hex() == "8001290083882e016700000000600000"
     entry = image_layout.partition_entry(24679, 5244)
     assert struct.unpack_from("<II", entry, 8) == (24679, 5244)
+
+
+def test_relative_guest_paths_keep_their_dots():
+    from ansible_collections.unikernel.ops.plugins.module_utils.manifest import _guest
+    assert _guest(".env", "files") == "/.env"
+    assert _guest("./.config/app.yml", "files") == "/.config/app.yml"
+    assert _guest("..data/x", "files") == "/..data/x"
+    with pytest.raises(OpsError):
+        _guest("../x", "files")

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -107,7 +108,7 @@ def test_hotplug_cycle_against_qemu(env):
     assert att["attach_id"] == 1 and att["device_id"] == "persistent-disk-1"
     assert att["read_only"] is False and att["file"] == out.volume["path"]
     assert not mounts.ensure_attached(store, "vm", "extra", attach_id=1).changed
-    with pytest.raises(OpsError, match="attached to vm with read_only=False, attach_id=1"):
+    with pytest.raises(OpsError, match="attached to vm as .* with read_only=False, attach_id=1"):
         mounts.ensure_attached(store, "vm", "extra", read_only=True)
     out = mounts.ensure_detached(store, "vm", "extra")
     assert out.changed and "extra" not in qemu_says(store, "vm")
@@ -220,3 +221,58 @@ def test_choose_accel(tmp_path):
     assert qemu.choose_accel("auto", str(sysmod), str(tmp_path / "none"))[0] == "tcg"
     with pytest.raises(OpsError, match="missing or not accessible"):
         qemu.choose_accel("kvm", str(sysmod), str(tmp_path / "none"))
+
+
+def test_a_volume_in_use_is_not_rebuilt_or_deleted(env, tmp_path):
+    store = env
+    instances.ensure_state(store, params(volumes=["data"]))
+    vols = OnPremVolumes(store.home.root)
+    src = tmp_path / "new"
+    src.mkdir()
+    (src / "f").write_bytes(b"new content")
+    with pytest.raises(OpsError, match="attached to running instance vm; stop it or detach"):
+        vols.present(VolumeSpec(name="data", source=str(src), force=True))
+    with pytest.raises(OpsError, match="attached to running instance vm; stop it or detach"):
+        vols.absent(VolumeSpec(name="data"))
+    assert "data" in qemu_says(store, "vm")
+
+
+def test_a_reused_pid_is_not_our_instance(env):
+    """A record whose pid now belongs to another process (after a reboot) is stale: that
+    process is neither taken for the instance nor killed."""
+    store = env
+    other = subprocess.Popen(["bash", "-c", "exec -a qemu-system-x86_64 sleep 60"])
+    try:
+        time.sleep(0.2)
+        os.makedirs(store.home.instances, exist_ok=True)
+        with open(os.path.join(store.home.instances, str(other.pid)), "w") as f:
+            json.dump({"instance": "vm", "image": "x", "pid": str(other.pid), "mgmt": "",
+                       "unikernel_ops": {"argv": ["qemu-system-x86_64", "-pidfile", "/nonexistent/qemu.pid"],
+                                         "qmp_socket": "/nonexistent/qmp.sock"}}, f)
+        inst, stale = store.find("vm")
+        assert inst is None and [s.pid for s in stale] == [other.pid]
+        out, extra = instances.ensure_state(store, params(state="stopped"))
+        assert not out.changed and other.poll() is None  # still alive
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_an_ops_instance_without_qmp_can_be_stopped(env):
+    store = env
+    image = LocalImages(store.home.root).path("app image")
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "qemu-system-x86_64", image])  # looks like ops' QEMU to /proc
+    try:
+        time.sleep(0.2)
+        os.makedirs(store.home.instances, exist_ok=True)
+        with open(os.path.join(store.home.instances, str(fake.pid)), "w") as f:
+            json.dump({"instance": "plain", "image": image, "pid": str(fake.pid), "mgmt": ""}, f)
+        assert store.find("plain")[0] is not None
+        out, extra = instances.ensure_state(store, params(name="plain", state="stopped",
+                                                          stop_timeout=0))
+        assert out.changed and "killed" in out.actions[0]
+        assert fake.wait(5) is not None
+    finally:
+        if fake.poll() is None:
+            fake.kill()

@@ -145,3 +145,32 @@ def test_installed_releases(tmp_path):
     make_release(home.root, "nightly")
     os.makedirs(os.path.join(home.root, "volumes"))
     assert kernels.ReleaseStore(home).installed() == ["0.1.50", "nightly"]
+
+
+def test_ops_home_folders_are_never_releases(tmp_path):
+    tarball, digest, dummy = make_tarball(tmp_path)
+    home = OpsHome(str(tmp_path / ".ops"))
+    store = kernels.ReleaseStore(home)
+    vols = os.path.join(home.root, "volumes")
+    os.makedirs(vols)
+    with open(os.path.join(vols, "data:0badc0de-0000-1111-2222-333344445555.raw"), "wb") as f:
+        f.write(b"precious")
+    for name in ("volumes", "images", "instances"):
+        with pytest.raises(OpsError, match="folder of the ops home, not a Nanos version"):
+            store.install(name, tarball, None)
+        with pytest.raises(OpsError, match="folder of the ops home, not a Nanos version"):
+            store.remove(name)
+    os.makedirs(os.path.join(home.root, "my-stuff"))
+    with pytest.raises(OpsError, match="exists and is not a Nanos release"):
+        store.install("my-stuff", tarball, None)
+    with pytest.raises(OpsError, match="is not a Nanos release; it is left as it is"):
+        store.remove("my-stuff")
+    assert os.listdir(vols) == ["data:0badc0de-0000-1111-2222-333344445555.raw"]
+    assert os.path.isdir(os.path.join(home.root, "my-stuff"))
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    tarball, digest, dummy = make_tarball(tmp_path)
+    home = OpsHome(str(tmp_path / "fresh" / ".ops"))
+    assert kernels.ReleaseStore(home).install("0.1.99", tarball, None, check_mode=True)[0]
+    assert not os.path.exists(str(tmp_path / "fresh"))

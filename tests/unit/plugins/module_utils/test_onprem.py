@@ -8,8 +8,10 @@ __metaclass__ = type
 import hashlib
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -255,3 +257,29 @@ def test_refused_tree_leaves_nothing_and_no_child(env):
     assert os.listdir(provider.home.state("tmp")) == []
     with pytest.raises(ChildProcessError):  # the copier was reaped
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_check_mode_on_a_fresh_home_writes_nothing(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    provider = OnPremVolumes(ops_dir=str(tmp_path / "fresh" / ".ops"))
+    assert provider.present(VolumeSpec(name="v", source=str(src)), check_mode=True).changed
+    assert not provider.absent(VolumeSpec(name="v"), check_mode=True).changed
+    assert not os.path.exists(str(tmp_path / "fresh"))
+
+
+def test_volumes_folder_on_another_filesystem(env):
+    """volumes/ may be a link to another disk: staging happens there, rename still atomic."""
+    provider, src, tmp = env
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    elsewhere = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        os.makedirs(provider.home.root)
+        os.symlink(elsewhere, provider.home.volumes)
+        vol = provider.present(VolumeSpec(name="data", source=src)).volume
+        assert os.path.realpath(vol["path"]).startswith(elsewhere)
+        assert volume_tree(vol["path"]) == host_tree(src)
+        assert [n for n in os.listdir(elsewhere) if n.startswith(".staging-")] == []
+    finally:
+        shutil.rmtree(elsewhere)

@@ -166,3 +166,15 @@ def test_not_a_volume(tmp_path):
         f.write(b"XXXXXX")
     with pytest.raises(TFSFormatError, match="sector 1"):
         TFS(img)
+
+
+def test_damaged_sector_zero_is_a_format_error(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    img = str(tmp_path / "v.raw")
+    build(str(src), img)
+    with open(img, "r+b") as f:  # a label that runs to the last byte of the sector
+        f.seek(24)
+        f.write(b"L" * (SECTOR - 25) + b"\0")
+    with pytest.raises(TFSFormatError):
+        TFS(img)

@@ -6,7 +6,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -16,7 +15,6 @@ from ansible_collections.unikernel.ops.plugins.module_utils import elf
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
 CASES = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "test_elf.yml")))
-HELLO = b'#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -29,19 +27,8 @@ def test_trace_argv_is_exact():
         ["/lib64/ld-linux-x86-64.so.2", "--list", "/srv/my app"]
 
 
-@pytest.fixture(scope="module")
-def programs(tmp_path_factory):
-    if not shutil.which("gcc"):
-        pytest.fail("gcc is needed (bindep.txt installs it)")
-    d = tmp_path_factory.mktemp("elf")
-    (d / "hello.c").write_bytes(HELLO)
-    subprocess.run(["gcc", "-O1", "-o", str(d / "dynamic"), str(d / "hello.c")], check=True)
-    subprocess.run(["gcc", "-O1", "-static", "-o", str(d / "static"), str(d / "hello.c")], check=True)
-    return d
-
-
-def test_dynamic_program(programs):
-    info = elf.inspect(str(programs / "dynamic"))
+def test_dynamic_program(c_programs):
+    info = elf.inspect(c_programs["dynamic"])
     assert info.machine == os.uname().machine and info.dynamic
     libs = elf.shared_libraries(info)
     assert info.interp in libs
@@ -49,13 +36,13 @@ def test_dynamic_program(programs):
     assert all(os.path.isabs(p) and os.path.exists(p) for p in libs)
 
 
-def test_static_program(programs):
-    info = elf.inspect(str(programs / "static"))
+def test_static_program(c_programs):
+    info = elf.inspect(c_programs["static"])
     assert not info.dynamic
     assert elf.shared_libraries(info) == []
 
 
-def test_missing_library_is_named(programs, tmp_path):
+def test_missing_library_is_named(tmp_path):
     lib = tmp_path / "libgone.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), "-x", "c", "-"],
                    input=b"int gone(void) { return 1; }\n", check=True)

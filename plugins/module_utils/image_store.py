@@ -25,7 +25,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS, read_identity
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
-    Inline, TreePlan, encode_root, prepare, required_sectors, write_filesystem,
+    Inline, TreePlan, prepare, required_sectors, write_filesystem,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
     human_size, list_volume_files, parse_size,
@@ -57,14 +57,17 @@ def _hash_file(path, known, hashes):
     return hit[3]
 
 
-def fingerprint(boot_data, plans, size_request, known=None):
-    """One digest of everything an image is made of, and the file hashes it used."""
+def fingerprint(boot_data, filesystems, size_request, known=None):
+    """One digest of everything an image is made of, and the file hashes it used.
+
+    filesystems: (TreePlan, LogLayout) pairs; the log's encoded record stands for structure,
+    layout and manifest in one."""
     h = hashlib.sha256()
     h.update(hashlib.sha256(boot_data).digest())
     h.update(str(size_request).encode())
     hashes = {}
-    for plan in plans:
-        h.update(encode_root(plan.root))  # structure, layout and manifest in one
+    for plan, log in filesystems:
+        h.update(log.record)
         for source, size, dummy in plan.copies:
             if isinstance(source, Inline):
                 h.update(hashlib.sha256(source.data).digest())
@@ -116,6 +119,10 @@ class LocalImages:
 
     def _meta_path(self, name):
         return self.home.state("images", name + ".json")
+
+    def metadata(self, name):
+        """What the last build by this collection recorded (fingerprint, kernel, shares...)."""
+        return self._load_meta(name)
 
     def _load_meta(self, name):
         try:
@@ -207,7 +214,7 @@ class LocalImages:
                                "bytes" % (spec.size, total, need), needed=need)
         path = self.path(spec.name)
         meta = self._load_meta(spec.name)
-        digest, hashes = fingerprint(boot_data, (bootfs, rootfs), size_request,
+        digest, hashes = fingerprint(boot_data, ((bootfs, boot_log), (rootfs, root_log)), size_request,
                                      (meta or {}).get("hashes"))
         exists = os.path.exists(path)
         current_uuid = None

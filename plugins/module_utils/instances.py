@@ -25,9 +25,13 @@ import time
 
 from ansible_collections.unikernel.ops.plugins.module_utils import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.image_layout import filesystem_offsets
+from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.qmp import QMPSession, require_qmp
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import TFSFormatError
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import read_identity
 from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
     find_volume, list_volume_files, normalize_uuid,
 )
@@ -292,7 +296,7 @@ def wait_for_console(path, pattern, timeout, pid=None):
 SETTING_KEYS = ("image", "image_rootfs", "memory", "cpus", "ports", "volumes", "shares", "accel")
 
 
-def _boot_volume(home, item, index):
+def _boot_volume(home, item):
     if isinstance(item, str):
         item = {"volume": item}
     vol = resolve_volume(home, str(item["volume"]))
@@ -305,15 +309,15 @@ def _boot_volume(home, item, index):
 
 def desired_settings(store, image, memory, cpus, ports, volumes, shares, accel):
     """The settings an instance should run with, resolved against the ops home."""
-    from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages
     images = LocalImages(store.home.root)
     path = image if os.path.isabs(image) else images.path(image)
     if not os.path.isfile(path):
         raise OpsError("image %r does not exist (looked at %s); build it with "
                        "unikernel.ops.ops_image" % (image, path))
-    info = images.describe(os.path.basename(path)) if os.path.dirname(path) == store.home.images \
-        else {"shares": {}}
-    merged_shares = dict(info.get("shares") or {})
+    # 9p shares the image was built with, from its build record (no need to read the image)
+    meta = images.metadata(os.path.basename(path)) if os.path.dirname(path) == store.home.images \
+        else None
+    merged_shares = dict((meta or {}).get("shares") or {})
     for tag, folder in (shares or {}).items():
         merged_shares[str(int(tag))] = os.path.abspath(folder)
     for tag, folder in merged_shares.items():
@@ -321,17 +325,16 @@ def desired_settings(store, image, memory, cpus, ports, volumes, shares, accel):
             raise OpsError("9p share %s (attach id %%%s) is not a directory" % (folder, tag))
     for port in ports or []:
         qemu.parse_port(port)
-    vols = [_boot_volume(store.home, item, i) for i, item in enumerate(volumes or [])]
+    vols = [_boot_volume(store.home, item) for item in volumes or []]
     seen = set()
     for v in vols:
         if v["path"] in seen:
             raise OpsError("volume %s is given twice" % v["volume"])
         seen.add(v["path"])
     chosen, why = qemu.choose_accel(accel)
-    try:
-        from ansible_collections.unikernel.ops.plugins.module_utils.image_store import read_image
-        rootfs = read_image(path).get("rootfs_uuid")
-    except Exception:  # pylint: disable=broad-except
+    try:  # one sector: the rootfs UUID changes exactly when the image is rebuilt
+        rootfs = read_identity(path, filesystem_offsets(path)[1])[1]
+    except (OSError, OpsError, TFSFormatError):
         rootfs = None  # not a Nanos image we can read: still bootable by QEMU
     return {"image": path, "image_rootfs": rootfs, "memory": str(memory), "cpus": int(cpus),
             "ports": [str(p) for p in ports or []], "volumes": vols,

@@ -31,12 +31,11 @@ RELEASE_MEMBERS = ("kernel.img", "boot.img")
 class Kernel:
     """The files an image is built from."""
 
-    def __init__(self, version, kernel, boot, klibs_dir=None, efi=None):
+    def __init__(self, version, kernel, boot, klibs_dir=None):
         self.version = version  # None for explicit paths
         self.kernel = kernel
         self.boot = boot
         self.klibs_dir = klibs_dir
-        self.efi = efi
 
     def as_dict(self):
         return {"version": self.version, "kernel": self.kernel, "boot": self.boot,
@@ -90,9 +89,7 @@ def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
         raise OpsError("no Nanos kernel %s found: looked for kernel.img and boot.img in %s; %s"
                        % (version, ", ".join(looked), HOW_TO_GET_ONE))
     kdir = klibs or os.path.join(folder, "klibs")
-    efi = sorted(f for f in os.listdir(folder) if f.endswith(".efi"))
-    return Kernel(version, kpath, bpath, kdir if os.path.isdir(kdir) else None,
-                  os.path.join(folder, efi[0]) if efi else None)
+    return Kernel(version, kpath, bpath, kdir if os.path.isdir(kdir) else None)
 
 
 def sha256_file(path, chunk=4 * 1024 * 1024):

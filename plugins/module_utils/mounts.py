@@ -67,7 +67,8 @@ def ensure_attached(store, instance, volume, read_only=False, attach_id=None, ti
     node, dev_id = qemu_ids(vol)
     warnings = []
     with QMPSession(inst.qmp_address, timeout=timeout) as qmp:
-        current = _find(qmp.attachments(), vol, dev_id)
+        atts = qmp.attachments()
+        current = _find(atts, vol, dev_id)
         wanted = {"id": dev_id, "node": node, "file": vol.path, "read_only": bool(read_only),
                   "attach_id": attach_id}
         if current is not None:
@@ -103,7 +104,8 @@ def ensure_attached(store, instance, volume, read_only=False, attach_id=None, ti
                            warnings, actions)
         if current is not None:
             qmp.detach(current["id"], current["node"], timeout)
-        qmp.attach(node, dev_id, vol.path, read_only, attach_id)
+            atts = None  # changed: attach asks QEMU again
+        qmp.attach(node, dev_id, vol.path, read_only, attach_id, attachments=atts)
         after = _find(qmp.attachments(), vol, dev_id)  # QEMU's word, not ours
         if after is None or after["read_only"] != bool(read_only) or after["attach_id"] != attach_id:
             raise OpsError("QEMU accepted the attach of %s but does not show it as asked: %r"

@@ -142,8 +142,8 @@ class OnPremVolumes(VolumeProvider):
 
     # -- writing --------------------------------------------------------------------------
 
-    def _plan(self, spec, check_mode):
-        plan = plan_tree(spec.source, check_readable=check_mode) if spec.source else TreePlan()
+    def _plan(self, spec, check_mode, sink=None):
+        plan = plan_tree(spec.source, check_mode, sink) if spec.source else TreePlan()
         log = prepare(plan, version=spec.tfs_version)
         return plan, log, required_sectors(plan, log) * SECTOR
 
@@ -187,9 +187,7 @@ class OnPremVolumes(VolumeProvider):
             with self.home.staged_file(path) as fd:
                 copier = DataCopier(fd) if spec.source and DataCopier.worthwhile() else None
                 with copier or contextlib.nullcontext():
-                    plan = plan_tree(spec.source, sink=copier) if spec.source else TreePlan()
-                    log = prepare(plan, version=spec.tfs_version)
-                    need = required_sectors(plan, log) * SECTOR
+                    plan, log, need = self._plan(spec, False, copier)
                     size = self._new_size(spec, want_size, plan, need)
                     write_filesystem(fd, plan, log, uuid_bytes, spec.name, size,
                                      spec.tfs_version, copier=copier)

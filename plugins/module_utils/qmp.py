@@ -22,7 +22,7 @@ import traceback
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.qemu import (
-    SCSI_BUS, attach_device_id, blockdev, scsi_device,
+    attach_device_id, blockdev, scsi_device,
 )
 
 try:
@@ -104,10 +104,11 @@ class QMPSession:
 
     # -- hot-plug ---------------------------------------------------------------------------
 
-    def attach(self, node, dev_id, path, read_only=False, attach_id=None):
+    def attach(self, node, dev_id, path, read_only=False, attach_id=None, attachments=None):
+        """attachments: what attachments() returned just before, to save asking again."""
         # A node with no device on it is a leftover (ops' detach leaves one): it holds the file
         # open and would make blockdev-add fail with "Duplicate nodes".
-        used = set(a["node"] for a in self.attachments())
+        used = set(a["node"] for a in (self.attachments() if attachments is None else attachments))
         for named in self.execute("query-named-block-nodes", {"flat": True}):
             if named.get("node-name") == node and node not in used:
                 self.execute("blockdev-del", {"node-name": node})
@@ -163,6 +164,3 @@ class QMPSession:
                     item["attach_id"] = int(device_id[len(prefix):])
             out.append(item)
         return out
-
-
-__all__ = ["QMPSession", "HAS_QMP", "require_qmp", "SCSI_BUS"]

@@ -403,7 +403,8 @@ class DataCopier:
 class LogLayout:
     """Where the encoded metadata goes: the bytes of each log extension, by first sector."""
 
-    def __init__(self, extensions):
+    def __init__(self, record, extensions):
+        self.record = record  # the encoded root tuple (a fingerprint of tree and layout)
         self.extensions = extensions  # list of (sector, bytes)
 
     @property
@@ -457,7 +458,7 @@ def layout_log(record, version, next_free_sector):
     if len(current) + LINK_FRAME_MAX > EXTENSION_BYTES:  # the kernel must be able to link on
         raise AssertionError("log extension overfilled")
     extensions.append((sector, current))
-    return LogLayout(extensions)
+    return LogLayout(record, extensions)
 
 
 def initial_extension(version, uuid_bytes, label):
@@ -478,15 +479,6 @@ def encode_root(root, version=5, numbers_as_strings=False):
     enc = Encoder(version=version, numbers_as_strings=numbers_as_strings)
     enc.value(root)  # the root is the first thing encoded, so it is dictionary entry 1
     return bytes(enc.out)
-
-
-class Built:
-    """What write_filesystem produced: sizes in bytes."""
-
-    def __init__(self, size, used, log_sectors):
-        self.size = size
-        self.used = used
-        self.log_sectors = log_sectors
 
 
 def required_sectors(plan, log):
@@ -518,6 +510,3 @@ def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5, copier=N
     for sector, data in log.extensions:
         os.pwrite(fd, data, base + sector * SECTOR)
     os.pwrite(fd, initial_extension(version, uuid_bytes, label), base)
-    log_sectors = INITIAL_SECTORS + len(log.extensions) * EXTENSION_SECTORS
-    used = (log_sectors + sum(sectors_for(c[1]) for c in plan.copies)) * SECTOR
-    return Built(size, used, log_sectors)

@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 
@@ -151,7 +150,3 @@ class Fingerprint:
 
 def signature_of(plan):
     return plan.signature.hexdigest() if getattr(plan, "signature", None) else None
-
-
-def new_signature():
-    return hashlib.sha256()

@@ -317,3 +317,23 @@ def test_relative_guest_paths_keep_their_dots():
     assert _guest("..data/x", "files") == "/..data/x"
     with pytest.raises(OpsError):
         _guest("../x", "files")
+
+
+def test_files_and_dirs_given_as_src_and_dest(home, c_programs, tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text("key=value\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.0.2.3\n")
+    www = tmp_path / "www"
+    (www / "img").mkdir(parents=True)
+    (www / "img" / "a.png").write_bytes(b"\x89PNG")
+    out = LocalImages(home["ops"]).present(spec(
+        program=c_programs["static"],
+        files=[{"src": str(conf), "dest": "/etc/app.conf"}, {"src": str(resolv), "dest": "/etc/resolv.conf"}],
+        dirs=[{"src": str(www), "dest": "/srv/www"}]))
+    with rootfs(out.volume["path"]) as root:
+        assert root.read_file("/etc/app.conf") == b"key=value\n"
+        assert root.read_file("/etc/resolv.conf") == b"nameserver 10.0.2.3\n"  # the user's wins
+        assert root.read_file("/srv/www/img/a.png") == b"\x89PNG"
+    with pytest.raises(OpsError, match="needs src"):
+        LocalImages(home["ops"]).present(spec(program=c_programs["static"], files=[{"dest": "/x"}]))

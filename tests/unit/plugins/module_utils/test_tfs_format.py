@@ -67,7 +67,6 @@ def test_roundtrip_and_dictionary(version):
     enc.value(tree)
     dec = Decoder(version)
     got = dec.record(bytes(enc.out))
-    as_str = (lambda v: v) if version == 5 else (lambda v: str(v).encode())
     a = got[b"children"][b"a"]
     assert as_int(a[b"filelength"]) == 3
     assert as_int(a[b"extents"][b"0"][b"offset"]) == 3073
@@ -79,7 +78,6 @@ def test_roundtrip_and_dictionary(version):
         assert got[b"arguments"] == {b"0": b"prog", b"1": b"x"}
     assert dec.table[1] is got  # the root is dictionary entry 1
     assert len(dec.table) - 1 == enc.count
-    del as_str
 
 
 def test_updates_by_reference_and_deletion():

@@ -62,7 +62,7 @@ class VolumeProvider:
 
 
 def _onprem(options):
-    from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes
+    from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
     return OnPremVolumes(ops_dir=options.get("ops_dir"))
 
 

@@ -231,8 +231,8 @@ actions:
   sample: ["create /home/user/.ops/images/webapp (24.0 MiB) with kernel 0.1.54"]
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages
-from ansible_collections.unikernel.ops.plugins.module_utils.manifest import ImageSpec
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
+from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
 
 

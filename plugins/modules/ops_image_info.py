@@ -126,7 +126,7 @@ images:
       type: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
 
 

@@ -185,7 +185,7 @@ actions:
   elements: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils import instances
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
 
 

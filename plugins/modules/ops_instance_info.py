@@ -97,7 +97,7 @@ stale:
   elements: dict
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils import instances
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
 
 

@@ -120,7 +120,7 @@ import shutil
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.unikernel.ops.plugins.module_utils import kernels
+from ansible_collections.unikernel.ops.plugins.module_utils.images import kernels
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome

@@ -62,7 +62,7 @@ missing:
   type: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils import kernels
+from ansible_collections.unikernel.ops.plugins.module_utils.images import kernels
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome

@@ -125,10 +125,10 @@ actions:
   elements: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils import mounts
-from ansible_collections.unikernel.ops.plugins.module_utils.instances import InstanceStore
+from ansible_collections.unikernel.ops.plugins.module_utils.local import mounts
+from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import InstanceStore
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
-from ansible_collections.unikernel.ops.plugins.module_utils.qmp import require_qmp
+from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import require_qmp
 
 
 def run(m):

@@ -22,10 +22,10 @@ import time
 
 import bench_common
 
-from ansible_collections.unikernel.ops.plugins.module_utils import instances, mounts  # noqa: E402
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages  # noqa: E402
-from ansible_collections.unikernel.ops.plugins.module_utils.manifest import ImageSpec  # noqa: E402
-from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, mounts  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec  # noqa: E402
 
 

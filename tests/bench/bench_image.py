@@ -21,8 +21,8 @@ import time
 
 import bench_common
 
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages  # noqa: E402
-from ansible_collections.unikernel.ops.plugins.module_utils.manifest import ImageSpec  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec  # noqa: E402
 
 
 def main():

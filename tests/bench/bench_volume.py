@@ -28,7 +28,7 @@ import time
 
 import bench_common
 
-from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec  # noqa: E402
 
 GIB = 1024 ** 3

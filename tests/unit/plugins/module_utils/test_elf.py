@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.unikernel.ops.plugins.module_utils import elf
+from ansible_collections.unikernel.ops.plugins.module_utils.images import elf
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
 CASES = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "test_elf.yml")))

@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from ansible_collections.unikernel.ops.plugins.module_utils import image_layout
+from ansible_collections.unikernel.ops.plugins.module_utils.images import layout as image_layout
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages, read_image
-from ansible_collections.unikernel.ops.plugins.module_utils.manifest import ImageSpec
-from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages, read_image
+from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 from ansible_collections.unikernel.ops.tests.unit.conftest import make_boot_img, make_release
 
 MIB = 1024 * 1024
@@ -311,7 +311,7 @@ def test_partition_entry_bytes_match_nanos():
 
 
 def test_relative_guest_paths_keep_their_dots():
-    from ansible_collections.unikernel.ops.plugins.module_utils.manifest import _guest
+    from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import _guest
     assert _guest(".env", "files") == "/.env"
     assert _guest("./.config/app.yml", "files") == "/.config/app.yml"
     assert _guest("..data/x", "files") == "/..data/x"

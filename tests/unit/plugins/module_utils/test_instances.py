@@ -20,13 +20,15 @@ import time
 
 import pytest
 
-from ansible_collections.unikernel.ops.plugins.module_utils import instances, mounts, qemu
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
+from ansible_collections.unikernel.ops.plugins.module_utils.local import mounts
+from ansible_collections.unikernel.ops.plugins.module_utils.local import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages
-from ansible_collections.unikernel.ops.plugins.module_utils.manifest import ImageSpec
-from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
+from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
-from ansible_collections.unikernel.ops.plugins.module_utils.qmp import QMPSession
+from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
 from ansible_collections.unikernel.ops.tests.unit.conftest import make_release
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,

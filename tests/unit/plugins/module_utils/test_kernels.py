@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.unikernel.ops.plugins.module_utils import kernels
+from ansible_collections.unikernel.ops.plugins.module_utils.images import kernels
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.tests.unit.conftest import make_release

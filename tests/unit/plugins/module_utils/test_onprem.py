@@ -16,9 +16,9 @@ import tempfile
 import pytest
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 from ansible_collections.unikernel.ops.tests.unit.plugins.module_utils.tfs_helpers import (
     host_tree, volume_tree,
 )
@@ -227,7 +227,7 @@ def test_unreadable_source_file_leaves_nothing(env):
         f.write(b"x")
     os.chmod(secret, 0)
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from ansible_collections.unikernel.ops.plugins.module_utils.onprem import OnPremVolumes\n"
+            "from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes\n"
             "from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec\n"
             "from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError\n"
             "try:\n"

@@ -10,7 +10,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.unikernel.ops.plugins.module_utils import qemu
+from ansible_collections.unikernel.ops.plugins.module_utils.local import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
 CASES = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "test_qemu_argv.yml")))

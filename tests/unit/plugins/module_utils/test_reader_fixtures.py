@@ -11,12 +11,12 @@ import shutil
 
 import pytest
 
-from ansible_collections.unikernel.ops.plugins.module_utils import tfs_writer
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs import writer as tfs_writer
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     END_OF_LOG, END_OF_SEGMENT, SECTOR, TUPLE_AVAILABLE, Decoder, Encoder, TFSFormatError,
     encode_varint,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 from ansible_collections.unikernel.ops.tests.unit.plugins.module_utils.tfs_helpers import (
     build, host_tree, volume_tree,
 )

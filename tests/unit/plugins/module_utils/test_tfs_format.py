@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     DELETED, Decoder, Encoder, TFSFormatError, _Header, as_int, decode_varint, encode_varint,
     format_uuid, parse_uuid,
 )
@@ -142,7 +142,7 @@ def test_uuid_format():
 
 
 def test_file_template_writes_what_the_generic_encoder_writes():
-    from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import FileTuple
+    from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import FileTuple
     files = [(0, 3073, 0), (5, 3073, 1), (70000, 3074, 137), (2 ** 31, 3211, 4194304)]
     fast = {b"children": dict((b"f%d" % i, FileTuple(*f)) for i, f in enumerate(files))}
     plain = {b"children": dict((b"f%d" % i, dict(FileTuple(*f))) for i, f in enumerate(files))}

@@ -10,10 +10,10 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.unikernel.ops.plugins.module_utils import tfs_writer
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs import writer as tfs_writer
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import SECTOR
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import SECTOR
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 
 from ansible_collections.unikernel.ops.tests.unit.plugins.module_utils.tfs_helpers import build, host_tree, volume_tree
 

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, default_ops_dir
-from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     find_volume, list_volume_files, parse_size, validate_name,
 )
 

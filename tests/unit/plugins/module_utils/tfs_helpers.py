@@ -7,8 +7,8 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.unikernel.ops.plugins.module_utils import tfs_writer
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs import writer as tfs_writer
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 
 
 def build(source, path, label="vol", version=5, extra=1024 * 1024, uuid=None):

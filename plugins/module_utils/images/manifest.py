@@ -17,10 +17,10 @@ import json
 import os
 import re
 
-from ansible_collections.unikernel.ops.plugins.module_utils import elf
+from ansible_collections.unikernel.ops.plugins.module_utils.images import elf
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import LABEL_MAX, parse_uuid
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import TreePlan
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import LABEL_MAX, parse_uuid
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import TreePlan
 
 # ops config.json keys this collection understands, by lower-case name (ops matches any case).
 CONFIG_KEYS = {

@@ -16,7 +16,7 @@ import os
 import re
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     LABEL_MAX, SECTOR, format_uuid, parse_uuid,
 )
 

@@ -16,7 +16,7 @@ __metaclass__ = type
 import json
 import os
 
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import walk_tree
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import walk_tree
 
 COMPARE_CHUNK = 1024 * 1024
 

@@ -21,7 +21,7 @@ import asyncio
 import traceback
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.qemu import (
+from ansible_collections.unikernel.ops.plugins.module_utils.local.qemu import (
     attach_device_id, blockdev, scsi_device,
 )
 

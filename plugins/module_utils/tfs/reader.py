@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     END_OF_LOG, END_OF_SEGMENT, LOG_EXTENSION_LINK, MAGIC, SECTOR, SUPPORTED_VERSIONS,
     TUPLE_AVAILABLE, TUPLE_EXTENDED, Decoder, TFSFormatError, as_int, decode_varint, format_uuid,
 )

@@ -23,16 +23,16 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.unikernel.ops.plugins.module_utils import qemu
+from ansible_collections.unikernel.ops.plugins.module_utils.local import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.image_layout import filesystem_offsets
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import LocalImages
+from ansible_collections.unikernel.ops.plugins.module_utils.images.layout import filesystem_offsets
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
-from ansible_collections.unikernel.ops.plugins.module_utils.qmp import QMPSession, require_qmp
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import TFSFormatError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import read_identity
-from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
+from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession, require_qmp
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import TFSFormatError
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import read_identity
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     find_volume, list_volume_files, normalize_uuid,
 )
 

@@ -21,7 +21,7 @@ import stat
 import struct
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     END_OF_LOG, EXTENSION_BYTES, EXTENSION_SECTORS, GUEST_RESERVE_SECTORS, INITIAL_SECTORS,
     LABEL_MAX, LINK_FRAME_MAX, LOG_EXTENSION_LINK, MAGIC, MAX_EXTENT_SECTORS,
     NEW_EXTENSION_THRESHOLD, SECTOR, SEGMENT_RESERVE, TUPLE_AVAILABLE, TUPLE_EXTENDED,

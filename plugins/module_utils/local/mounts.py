@@ -8,12 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.image_store import read_image
-from ansible_collections.unikernel.ops.plugins.module_utils.instances import (
+from ansible_collections.unikernel.ops.plugins.module_utils.images.store import read_image
+from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
     holders_of, qemu_ids, resolve_volume,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
-from ansible_collections.unikernel.ops.plugins.module_utils.qmp import QMPSession
+from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
 
 
 def _running(store, name, check_mode=False):

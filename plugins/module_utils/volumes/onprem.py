@@ -12,20 +12,20 @@ import hashlib
 import os
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.instances import InstanceStore, holders_of
+from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import InstanceStore, holders_of
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     EXTENSION_SECTORS, SECTOR, TFSFormatError, format_uuid,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
     DataCopier, TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.volume_content import (
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import (
     Fingerprint, compare, listing, render, signature_of,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     find_volume, human_size, list_volume_files, normalize_uuid, parse_size, validate_name,
     volume_path,
 )

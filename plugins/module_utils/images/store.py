@@ -16,18 +16,20 @@ import hashlib
 import json
 import os
 
-from ansible_collections.unikernel.ops.plugins.module_utils import image_layout, kernels, manifest
+from ansible_collections.unikernel.ops.plugins.module_utils.images import layout as image_layout
+from ansible_collections.unikernel.ops.plugins.module_utils.images import kernels
+from ansible_collections.unikernel.ops.plugins.module_utils.images import manifest
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     SECTOR, TFSFormatError, format_uuid,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_reader import TFS, read_identity
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_writer import (
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS, read_identity
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
     Inline, TreePlan, prepare, required_sectors, write_filesystem,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.volume_store import (
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     human_size, list_volume_files, parse_size,
 )
 

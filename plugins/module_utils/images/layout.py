@@ -18,7 +18,7 @@ import os
 import struct
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs_format import SECTOR
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import SECTOR
 
 BOOTFS_BYTES = 12 * 1024 * 1024
 CRASH_LOG_BYTES = 4096

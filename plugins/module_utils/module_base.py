@@ -21,17 +21,46 @@ OPS_HOME_ARGS = dict(
     ops_dir=dict(type="path"),
 )
 
-# Documented by the unikernel.ops.ops_home.PROVIDER doc fragment; keep the two in step.
+# Documented by the unikernel.ops.ops_home.PROVIDER, unikernel.ops.aws and unikernel.ops.cloud
+# doc fragments; keep them in step.
 PROVIDER_ARGS = dict(
-    provider=dict(type="str", choices=["onprem"], default="onprem"),
+    provider=dict(type="str", choices=["onprem", "aws"], default="onprem"),
+    # AWS connection, named as amazon.aws names them
+    region=dict(type="str", aliases=["aws_region"]),
+    zone=dict(type="str", aliases=["availability_zone"]),
+    endpoint_url=dict(type="str", aliases=["aws_endpoint_url"]),
+    profile=dict(type="str", aliases=["aws_profile"]),
+    access_key=dict(type="str", aliases=["aws_access_key_id"], no_log=True),
+    secret_key=dict(type="str", aliases=["aws_secret_access_key"], no_log=True),
+    session_token=dict(type="str", aliases=["aws_session_token"], no_log=True),
+    validate_certs=dict(type="bool", default=True),
+    # every cloud: bounded waits for what a mutating call started
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=600),
 )
+
+# Options that only a cloud provider uses; on onprem a value for one of them is an error rather
+# than silently ignored.
+CLOUD_ONLY = ("region", "zone", "endpoint_url", "profile", "access_key", "secret_key",
+              "session_token", "volume_type", "iops", "throughput", "encrypted", "tags",
+              "instance_type", "subnet_id", "security_groups")
 
 
 class OpsModule:
-    def __init__(self, argument_spec, **kwargs):
+    def __init__(self, argument_spec, providers=False, **kwargs):
         spec = dict(OPS_HOME_ARGS)
+        if providers:
+            spec.update(PROVIDER_ARGS)
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        if providers and self.params["provider"] == "onprem":
+            extra = [k for k in CLOUD_ONLY if self.params.get(k) is not None]
+            if extra:
+                self.module.fail_json(msg="%s: only a cloud provider uses %s; set provider "
+                                          "(aws) or leave %s out" % (
+                                              ", ".join(extra),
+                                              "them" if len(extra) > 1 else "it",
+                                              "them" if len(extra) > 1 else "it"))
 
     @property
     def params(self):

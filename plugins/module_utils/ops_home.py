@@ -65,13 +65,14 @@ class OpsHome:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _staging_dir(self, final_path):
-        """Our tmp folder, or the target's own folder when that is on another filesystem
-        (a rename cannot cross filesystems). Leftovers of killed runs are removed."""
+    def _tmp_dir(self):
+        """Our tmp folder; leftovers of killed runs older than a day are removed."""
         tmpdir = self.ensure_dir(self.state("tmp"), 0o700)
-        target_dir = os.path.dirname(final_path)
-        if os.stat(tmpdir).st_dev != os.stat(target_dir).st_dev:
-            tmpdir = target_dir
+        self._clean_leftovers(tmpdir)
+        return tmpdir
+
+    @staticmethod
+    def _clean_leftovers(tmpdir):
         cutoff = time.time() - 24 * 3600
         for name in os.listdir(tmpdir):
             if name.startswith(".staging-"):
@@ -81,6 +82,15 @@ class OpsHome:
                         os.unlink(path)
                 except OSError:
                     pass
+
+    def _staging_dir(self, final_path):
+        """Our tmp folder, or the target's own folder when that is on another filesystem
+        (a rename cannot cross filesystems)."""
+        tmpdir = self._tmp_dir()
+        target_dir = os.path.dirname(final_path)
+        if os.stat(tmpdir).st_dev != os.stat(target_dir).st_dev:
+            self._clean_leftovers(target_dir)
+            tmpdir = target_dir
         return tmpdir
 
     @contextlib.contextmanager
@@ -109,3 +119,16 @@ class OpsHome:
             except OSError:
                 pass
             raise
+
+    @contextlib.contextmanager
+    def scratch_file(self, prefix=".staging-"):
+        """A temp file in our tmp folder that is always removed: bytes built for an upload."""
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".raw", dir=self._tmp_dir())
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -3,13 +3,16 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The provider interface every volume backend implements, and the registry modules use.
 
-A module never branches on the provider: it builds a VolumeSpec, asks volume_provider() for the
-backend and calls one method. Cloud backends (AWS, GCP, Azure) register here the same way.
+A module never branches on the provider: it asks backend(kind, params) for the backend of the
+provider the user chose and calls one method of its interface below. Each provider registers its
+backends in PROVIDERS.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import importlib
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
@@ -17,7 +20,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 class VolumeSpec:
     """What the user asked for, already validated by the module's argument spec."""
 
-    def __init__(self, name=None, uuid=None, size=None, source=None, force=False, tfs_version=5):
+    def __init__(self, name=None, uuid=None, size=None, source=None, force=False, tfs_version=5,
+                 cloud=None):
+        self.cloud = cloud or {}  # cloud-only settings (volume_type, iops, tags...)
         self.name = name
         self.uuid = uuid
         self.size = size
@@ -43,7 +48,16 @@ class Outcome:
         self.actions = actions or []
 
 
-class VolumeProvider:
+class Provider:
+    """What every backend shares: it is built from the module's parameters."""
+
+    @classmethod
+    def from_params(cls, params):
+        """Local backends need only the ops home; cloud backends override this."""
+        return cls(params.get("ops_dir"))
+
+
+class VolumeProvider(Provider):
     """Interface of a volume backend."""
 
     name = None
@@ -61,18 +75,66 @@ class VolumeProvider:
         raise NotImplementedError
 
 
-def _onprem(options):
-    from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
-    return OnPremVolumes(ops_dir=options.get("ops_dir"))
+class ImageProvider(Provider):
+    """Interface of an image backend."""
+
+    def list_images(self, name=None):
+        raise NotImplementedError
+
+    def present(self, spec, config=None, force=False, check_mode=False, want_diff=False):
+        raise NotImplementedError
+
+    def absent(self, name, check_mode=False, want_diff=False):
+        raise NotImplementedError
 
 
-# Factories are imported lazily so that a provider's SDK is only needed when it is used.
-PROVIDERS = {"onprem": _onprem}
+class InstanceProvider(Provider):
+    """Interface of an instance backend. p: the ops_instance parameters."""
+
+    def ensure(self, p, check_mode=False):
+        """(Outcome, extra result keys)."""
+        raise NotImplementedError
+
+    def list_instances(self, name=None, check_mode=False):
+        """dict(instances=[...], stale=[...])."""
+        raise NotImplementedError
 
 
-def volume_provider(name, options):
+class MountProvider(Provider):
+    """Interface of a hot-plug backend. p: the ops_mount parameters."""
+
+    def attached(self, p, check_mode=False):
+        raise NotImplementedError
+
+    def detached(self, p, check_mode=False):
+        raise NotImplementedError
+
+
+KINDS = ("volumes", "images", "instances", "mounts")
+
+# Where each provider's backends live, by kind: (module under module_utils, class name).
+# Imported lazily so that a provider's SDK is only needed when it is used.
+PROVIDERS = {
+    "onprem": {"volumes": ("volumes.onprem", "OnPremVolumes"),
+               "images": ("images.store", "LocalImages"),
+               "instances": ("local.instances", "LocalInstances"),
+               "mounts": ("local.mounts", "LocalMounts")},
+    "aws": {"volumes": ("cloud.aws.volumes", "AwsVolumes"),
+            "images": ("cloud.aws.images", "AwsImages"),
+            "instances": ("cloud.aws.instances", "AwsInstances"),
+            "mounts": ("cloud.aws.mounts", "AwsMounts")},
+}
+
+
+def backend(kind, params):
+    """The backend of params["provider"] (default onprem) for one kind of resource.
+
+    Every backend is built from the module's parameters alone."""
+    name = params.get("provider") or "onprem"
     try:
-        factory = PROVIDERS[name]
+        where, cls = PROVIDERS[name][kind]
     except KeyError:
         raise OpsError("unknown provider %r; available: %s" % (name, ", ".join(sorted(PROVIDERS))))
-    return factory(options)
+    module = importlib.import_module(
+        "ansible_collections.unikernel.ops.plugins.module_utils." + where)
+    return getattr(module, cls).from_params(params)

@@ -231,14 +231,14 @@ actions:
   sample: ["create /home/user/.ops/images/webapp (24.0 MiB) with kernel 0.1.54"]
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import backend
 
 
 def run(m):
     p = m.params
-    images = LocalImages(p["ops_dir"])
+    images = backend("images", p)
     if p["state"] == "absent":
         outcome = images.absent(p["name"], check_mode=m.check_mode, want_diff=m.diff_mode)
     else:
@@ -272,7 +272,9 @@ def main():
             hostname=dict(type="str", default="uniboot"),
             nameservers=dict(type="list", elements="str", default=["8.8.8.8"]),
             force=dict(type="bool", default=False),
+            tags=dict(type="dict"),
         ),
+        providers=True,
         supports_check_mode=True,
     )
     m.run(run)

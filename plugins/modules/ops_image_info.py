@@ -126,16 +126,17 @@ images:
       type: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import backend
 
 
 def run(m):
-    return dict(changed=False, images=LocalImages(m.params["ops_dir"]).list_images(m.params["name"]))
+    return dict(changed=False, images=backend("images", m.params).list_images(m.params["name"]))
 
 
 def main():
-    m = OpsModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
+    m = OpsModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True,
+                  providers=True)
     m.run(run)
 
 

@@ -185,14 +185,12 @@ actions:
   elements: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import backend
 
 
 def run(m):
-    p = m.params
-    store = instances.InstanceStore(p["ops_dir"])
-    outcome, extra = instances.ensure_state(store, p, check_mode=m.check_mode)
+    outcome, extra = backend("instances", m.params).ensure(m.params, check_mode=m.check_mode)
     result = m.outcome_result(outcome, "instance")
     result.update(extra)
     return result
@@ -214,7 +212,12 @@ def main():
             timeout=dict(type="int", default=30),
             stop_timeout=dict(type="int", default=10),
             force=dict(type="bool", default=False),
+            instance_type=dict(type="str"),
+            subnet_id=dict(type="str"),
+            security_groups=dict(type="list", elements="str"),
+            tags=dict(type="dict"),
         ),
+        providers=True,
         supports_check_mode=True,
     )
     m.run(run)

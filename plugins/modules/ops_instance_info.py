@@ -97,24 +97,18 @@ stale:
   elements: dict
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import backend
 
 
 def run(m):
-    store = instances.InstanceStore(m.params["ops_dir"])
-    running, stale = store.records()
-    name = m.params["name"]
-    stale = [s for s in stale if name is None or s.name == name]
-    if not m.check_mode:
-        store.clean_stale(stale)
-    return dict(changed=False,
-                instances=[instances.describe(i) for i in running if name is None or i.name == name],
-                stale=[s.as_dict() for s in stale])
+    found = backend("instances", m.params).list_instances(m.params["name"], check_mode=m.check_mode)
+    return dict(changed=False, **found)
 
 
 def main():
-    m = OpsModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
+    m = OpsModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True,
+                  providers=True)
     m.run(run)
 
 

@@ -125,23 +125,16 @@ actions:
   elements: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.local import mounts
-from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import InstanceStore
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
-from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import require_qmp
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import backend
 
 
 def run(m):
-    p = m.params
-    require_qmp()
-    store = InstanceStore(p["ops_dir"])
-    if p["state"] == "detached":
-        outcome = mounts.ensure_detached(store, p["instance"], p["volume"], p["timeout"],
-                                         check_mode=m.check_mode)
+    mounts = backend("mounts", m.params)
+    if m.params["state"] == "detached":
+        outcome = mounts.detached(m.params, check_mode=m.check_mode)
     else:
-        outcome = mounts.ensure_attached(store, p["instance"], p["volume"], p["read_only"],
-                                         p["attach_id"], p["timeout"], p["force"],
-                                         check_mode=m.check_mode)
+        outcome = mounts.attached(m.params, check_mode=m.check_mode)
     return m.outcome_result(outcome, "attachment")
 
 
@@ -156,6 +149,7 @@ def main():
             timeout=dict(type="int", default=10),
             force=dict(type="bool", default=False),
         ),
+        providers=True,
         supports_check_mode=True,
     )
     m.run(run)

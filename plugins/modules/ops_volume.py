@@ -187,17 +187,19 @@ actions:
   sample: ["create /home/user/.ops/volumes/my-assets:e1a9a40e-8d2b-19b7-61b7-57c43f362aaa.raw (10.0 GiB) from ./my-assets"]
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule, PROVIDER_ARGS
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
-    VolumeSpec, volume_provider,
-)
+from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec, backend
+
+
+CLOUD_OPTIONS = ("volume_type", "iops", "throughput", "encrypted", "tags")
 
 
 def run(m):
     p = m.params
-    provider = volume_provider(p["provider"], p)
+    provider = backend("volumes", p)
     spec = VolumeSpec(name=p["name"], uuid=p["uuid"], size=p["size"], source=p["source"],
-                      force=p["force"], tfs_version=p["tfs_version"])
+                      force=p["force"], tfs_version=p["tfs_version"],
+                      cloud=dict((k, p[k]) for k in CLOUD_OPTIONS))
     if p["state"] == "absent":
         outcome = provider.absent(spec, check_mode=m.check_mode, want_diff=m.diff_mode)
         outcome.volume = None
@@ -216,8 +218,13 @@ def main():
             uuid=dict(type="str"),
             force=dict(type="bool", default=False),
             tfs_version=dict(type="int", choices=[4, 5], default=5),
-            **PROVIDER_ARGS
+            volume_type=dict(type="str"),
+            iops=dict(type="int"),
+            throughput=dict(type="int"),
+            encrypted=dict(type="bool"),
+            tags=dict(type="dict"),
         ),
+        providers=True,
         supports_check_mode=True,
     )
     m.run(run)

@@ -135,13 +135,13 @@ volumes:
       type: str
 """
 
-from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule, PROVIDER_ARGS
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import volume_provider
+from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import backend
 
 
 def run(m):
     p = m.params
-    provider = volume_provider(p["provider"], p)
+    provider = backend("volumes", p)
     volumes = provider.list_volumes(name=p["name"], uuid=p["uuid"], contents=p["contents"],
                                     checksums=p["checksums"])
     return dict(changed=False, volumes=volumes)
@@ -154,8 +154,8 @@ def main():
             uuid=dict(type="str"),
             contents=dict(type="bool", default=False),
             checksums=dict(type="bool", default=False),
-            **PROVIDER_ARGS
         ),
+        providers=True,
         supports_check_mode=True,
     )
     m.run(run)

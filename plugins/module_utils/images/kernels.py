@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import tarfile
 import tempfile
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.digest import sha256_file
 
 HOW_TO_GET_ONE = ("install a release with the unikernel.ops.ops_kernel module (src: a "
                   "nanos-release-linux-<version>.tar.gz URL or file), or with `ops update`")
@@ -90,16 +90,6 @@ def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
                        % (version, ", ".join(looked), HOW_TO_GET_ONE))
     kdir = klibs or os.path.join(folder, "klibs")
     return Kernel(version, kpath, bpath, kdir if os.path.isdir(kdir) else None)
-
-
-def sha256_file(path, chunk=4 * 1024 * 1024):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                return h.hexdigest()
-            h.update(block)
 
 
 def parse_checksum(checksum):

@@ -155,8 +155,8 @@ class MountPlan:
         self.points = []
 
 
-def plan_mounts(mounts, volumes):
-    """Check every mount key against the local volumes and host; see the module docs."""
+def plan_mounts(mounts, volumes, shares=True):
+    """Check every mount key against the volumes and (shares=True) the host; see the module docs."""
     plan = MountPlan()
     taken = set()
     for key in mounts or {}:
@@ -192,6 +192,9 @@ def plan_mounts(mounts, volumes):
                 plan.volumes[uuid] = hit[0].path
             continue
         if key.startswith(("/", "./", "../", "~")):
+            if not shares:
+                raise OpsError("mount key %r is a host directory: 9p shares exist only on "
+                               "provider onprem; mount a volume by name, UUID or %%N" % key)
             host = os.path.expanduser(key)
             if not os.path.isdir(host):
                 raise OpsError("mount key %r is a host directory that does not exist (only an "
@@ -205,9 +208,11 @@ def plan_mounts(mounts, volumes):
         named = [v for v in volumes if v.name == key]
         if len(named) != 1:
             known = ", ".join(sorted(set(v.name for v in volumes))) or "none"
-            raise OpsError("mount key %r matches %s volume in the ops home (volumes: %s); a key "
-                           "is a volume name, a volume UUID, %%N, or an existing host directory"
-                           % (key, "no" if not named else "more than one", known))
+            raise OpsError("mount key %r matches %s volume %s(volumes: %s); a key "
+                           "is a volume name, a volume UUID, %%N%s"
+                           % (key, "no" if not named else "more than one",
+                              "in the ops home " if shares else "in the cloud ", known,
+                              ", or an existing host directory" if shares else ""))
         if len(key.encode("utf-8")) > LABEL_MAX:
             raise OpsError("volume %r has a label of more than %d bytes; Nanos never mounts it"
                            % (key, LABEL_MAX))
@@ -216,7 +221,7 @@ def plan_mounts(mounts, volumes):
     return plan
 
 
-def build_rootfs(spec, kernel_version, volumes):
+def build_rootfs(spec, kernel_version, volumes, shares=True):
     """(TreePlan with the manifest in its root, MountPlan, list of shared libraries)."""
     if not spec.program:
         raise OpsError("program is required (the ELF executable the image runs)")
@@ -246,7 +251,7 @@ def build_rootfs(spec, kernel_version, volumes):
             plan.add_data(b"/etc/" + name, data)
     if "hostname" not in plan.directory("/proc/sys/kernel"):
         plan.add_data("/proc/sys/kernel/hostname", hostname)
-    mounts = plan_mounts(spec.mounts, volumes)
+    mounts = plan_mounts(spec.mounts, volumes, shares)
     for point in mounts.points:
         plan.directory(point)
     manifest = {

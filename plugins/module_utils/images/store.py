@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 
@@ -21,13 +20,14 @@ from ansible_collections.unikernel.ops.plugins.module_utils.images import kernel
 from ansible_collections.unikernel.ops.plugins.module_utils.images import manifest
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import ImageProvider, Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     SECTOR, TFSFormatError, format_uuid,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.digest import content_digest
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS, read_identity
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
-    Inline, TreePlan, prepare, required_sectors, write_filesystem,
+    TreePlan, prepare, required_sectors, write_filesystem,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     human_size, list_volume_files, parse_size,
@@ -46,36 +46,9 @@ def validate_image_name(name):
     return name
 
 
-def _hash_file(path, known, hashes):
-    """A file's sha256, reused from the last build while its size, mtime and inode are the same
-    (so that an unchanged re-run reads no file data at all)."""
-    key = os.fsdecode(path)
-    st = os.stat(path)
-    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-    hit = hashes.get(key) or known.get(key)
-    if hit is None or hit[:3] != stamp:
-        hit = stamp + [kernels.sha256_file(path)]
-    hashes[key] = hit
-    return hit[3]
-
-
 def fingerprint(boot_data, filesystems, size_request, known=None):
-    """One digest of everything an image is made of, and the file hashes it used.
-
-    filesystems: (TreePlan, LogLayout) pairs; the log's encoded record stands for structure,
-    layout and manifest in one."""
-    h = hashlib.sha256()
-    h.update(hashlib.sha256(boot_data).digest())
-    h.update(str(size_request).encode())
-    hashes = {}
-    for plan, log in filesystems:
-        h.update(log.record)
-        for source, size, dummy in plan.copies:
-            if isinstance(source, Inline):
-                h.update(hashlib.sha256(source.data).digest())
-            else:
-                h.update(bytes.fromhex(_hash_file(source, known or {}, hashes)))
-    return h.hexdigest(), hashes
+    """One digest of everything an image is made of, and the file hashes it used."""
+    return content_digest(filesystems, (boot_data, str(size_request).encode()), known)
 
 
 def _decode(value):
@@ -115,7 +88,85 @@ def read_image(path):
     return out
 
 
-class LocalImages:
+class ImageBuild:
+    """An image planned and fingerprinted from its inputs, not written yet.
+
+    Local and cloud backends share it: they differ only in where the bytes go.
+    """
+
+    def __init__(self, spec, kernel, boot_data, bootfs, rootfs, mounts, libs, known_hashes=None,
+                 min_size=None):
+        self.spec = spec
+        self.kernel = kernel
+        self.boot_data = boot_data
+        self.bootfs, self.rootfs, self.mounts, self.libs = bootfs, rootfs, mounts, libs
+        self.boot_log = prepare(bootfs)
+        if required_sectors(bootfs, self.boot_log) * SECTOR > image_layout.BOOTFS_BYTES:
+            raise OpsError("the kernel and klibs do not fit the 12 MiB boot filesystem")
+        self.root_log = prepare(rootfs)
+        size_request = parse_size(spec.size) if spec.size is not None else None
+        layout_probe = image_layout.Layout(len(boot_data), 1 << 62)
+        need = layout_probe.rootfs + required_sectors(rootfs, self.root_log) * SECTOR
+        if size_request is None:
+            total = -(-(need + DEFAULT_FREE) // MIB) * MIB
+        else:
+            total = size_request
+            if total < need:
+                raise OpsError("size %s (%d bytes) cannot hold this image: it needs at least %d "
+                               "bytes" % (spec.size, total, need), needed=need)
+        if min_size:  # a cloud's unit (whole GiB on AWS): the guest takes the disk's size
+            total = -(-total // min_size) * min_size
+        self.total = total
+        self.digest, self.hashes = fingerprint(
+            boot_data, ((bootfs, self.boot_log), (rootfs, self.root_log)), size_request,
+            known_hashes)
+        self.manifest = _plan_manifest(rootfs)
+
+    def facts(self):
+        """What the image will be, as modules return it."""
+        return {"name": self.spec.name, "fingerprint": self.digest, "size": self.total,
+                "kernel": self.kernel.as_dict(), "program": self.manifest["program"],
+                "mounts": self.mounts.manifest, "shares": self.mounts.shares,
+                "volumes": self.mounts.volumes, "libraries": self.libs,
+                "readonly_rootfs": bool(self.spec.readonly_rootfs),
+                "klibs": list(self.spec.klibs or [])}
+
+    def manifest_text(self):
+        return "\n".join(manifest.render(self.manifest)) + "\n"
+
+    def write(self, fd):
+        """Write the whole image to fd; returns the new rootfs UUID."""
+        layout = image_layout.Layout(len(self.boot_data), self.total)
+        root_uuid = os.urandom(16)
+        os.ftruncate(fd, self.total)
+        image_layout.write_boot_region(fd, self.boot_data, layout)
+        write_filesystem(fd, self.bootfs, self.boot_log, os.urandom(16), "",
+                         image_layout.BOOTFS_BYTES, base=layout.bootfs)
+        write_filesystem(fd, self.rootfs, self.root_log, root_uuid, "", layout.rootfs_size,
+                         base=layout.rootfs)
+        return format_uuid(root_uuid)
+
+
+def plan_image(home, spec, volumes, known_hashes=None, shares=True, min_size=None):
+    """An ImageBuild for spec, with the kernel found in home and mounts checked against volumes
+    (objects with name, uuid and path); shares=False refuses host directories (9p is local)."""
+    validate_image_name(spec.name)
+    kernel = kernels.resolve(home, spec.nanos_version, spec.kernel, spec.boot, spec.klib_dir)
+    boot_data = image_layout.read_boot_region(kernel.boot)
+    bootfs = TreePlan()
+    bootfs.add_file("/kernel", kernel.kernel)
+    for klib in spec.klibs or []:
+        if "/" in klib or not kernel.klibs_dir or \
+                not os.path.isfile(os.path.join(kernel.klibs_dir, klib)):
+            where = kernel.klibs_dir or "this kernel (it has no klibs)"
+            raise OpsError("klib %r was not found in %s" % (klib, where))
+        bootfs.add_file("/klib/" + klib, os.path.join(kernel.klibs_dir, klib))
+    rootfs, mounts, libs = manifest.build_rootfs(spec, kernel.version, volumes, shares=shares)
+    return ImageBuild(spec, kernel, boot_data, bootfs, rootfs, mounts, libs, known_hashes,
+                      min_size)
+
+
+class LocalImages(ImageProvider):
     def __init__(self, ops_dir=None):
         self.home = OpsHome(ops_dir)
 
@@ -180,44 +231,13 @@ class LocalImages:
 
     # -- building -------------------------------------------------------------------------
 
-    def _plans(self, spec):
-        kernel = kernels.resolve(self.home, spec.nanos_version, spec.kernel, spec.boot,
-                                 spec.klib_dir)
-        boot_data = image_layout.read_boot_region(kernel.boot)
-        bootfs = TreePlan()
-        bootfs.add_file("/kernel", kernel.kernel)
-        for klib in spec.klibs or []:
-            if "/" in klib or not kernel.klibs_dir or \
-                    not os.path.isfile(os.path.join(kernel.klibs_dir, klib)):
-                where = kernel.klibs_dir or "this kernel (it has no klibs)"
-                raise OpsError("klib %r was not found in %s" % (klib, where))
-            bootfs.add_file("/klib/" + klib, os.path.join(kernel.klibs_dir, klib))
-        volumes = list_volume_files(self.home.volumes)
-        rootfs, mounts, libs = manifest.build_rootfs(spec, kernel.version, volumes)
-        return kernel, boot_data, bootfs, rootfs, mounts, libs
-
     def present(self, spec, config=None, force=False, check_mode=False, want_diff=False):
         validate_image_name(spec.name)
         warnings = manifest.load_config(spec, config)
-        size_request = parse_size(spec.size) if spec.size is not None else None
-        kernel, boot_data, bootfs, rootfs, mounts, libs = self._plans(spec)
-        boot_log = prepare(bootfs)
-        if required_sectors(bootfs, boot_log) * SECTOR > image_layout.BOOTFS_BYTES:
-            raise OpsError("the kernel and klibs do not fit the 12 MiB boot filesystem")
-        root_log = prepare(rootfs)
-        layout_probe = image_layout.Layout(len(boot_data), 1 << 62)
-        need = layout_probe.rootfs + required_sectors(rootfs, root_log) * SECTOR
-        if size_request is None:
-            total = -(-(need + DEFAULT_FREE) // MIB) * MIB
-        else:
-            total = size_request
-            if total < need:
-                raise OpsError("size %s (%d bytes) cannot hold this image: it needs at least %d "
-                               "bytes" % (spec.size, total, need), needed=need)
-        path = self.path(spec.name)
         meta = self._load_meta(spec.name)
-        digest, hashes = fingerprint(boot_data, ((bootfs, boot_log), (rootfs, root_log)), size_request,
-                                     (meta or {}).get("hashes"))
+        build = plan_image(self.home, spec, list_volume_files(self.home.volumes),
+                           (meta or {}).get("hashes"))
+        path = self.path(spec.name)
         exists = os.path.exists(path)
         current_uuid = None
         if exists:
@@ -226,42 +246,30 @@ class LocalImages:
             except (OSError, TFSFormatError, OpsError):
                 pass
         up_to_date = (exists and meta is not None and not force and current_uuid is not None
-                      and meta.get("fingerprint") == digest
+                      and meta.get("fingerprint") == build.digest
                       and meta.get("rootfs_uuid") == current_uuid)
-        after_manifest = _plan_manifest(rootfs)
         before = after = ""
         if want_diff:
             before = self._manifest_text(path) if exists else ""
-            after = "\n".join(manifest.render(after_manifest)) + "\n"
-        image = {"name": spec.name, "path": path, "fingerprint": digest,
-                 "kernel": kernel.as_dict(), "program": after_manifest["program"],
-                 "mounts": mounts.manifest, "shares": mounts.shares, "volumes": mounts.volumes,
-                 "libraries": libs, "readonly_rootfs": bool(spec.readonly_rootfs),
-                 "klibs": list(spec.klibs or [])}
+            after = build.manifest_text()
+        image = dict(build.facts(), path=path)
         if up_to_date:
             image["size"] = os.path.getsize(path)
             return Outcome(False, image, before, after, warnings)
         why = "create" if not exists else ("rebuild (forced)" if force else "rebuild")
-        used_kernel = kernel.version or kernel.kernel
-        actions = ["%s %s (%s) with kernel %s" % (why, path, human_size(total), used_kernel)]
-        image["size"] = total
+        used_kernel = build.kernel.version or build.kernel.kernel
+        actions = ["%s %s (%s) with kernel %s" % (why, path, human_size(build.total), used_kernel)]
         if check_mode:
             return Outcome(True, image, before, after, warnings, actions)
-        layout = image_layout.Layout(len(boot_data), total)
-        root_uuid = os.urandom(16)
         self.home.ensure_dir(self.home.images)
         with self.home.lock("images"):
             with self.home.staged_file(path) as fd:
-                os.ftruncate(fd, total)
-                image_layout.write_boot_region(fd, boot_data, layout)
-                write_filesystem(fd, bootfs, boot_log, os.urandom(16), "",
-                                 image_layout.BOOTFS_BYTES, base=layout.bootfs)
-                write_filesystem(fd, rootfs, root_log, root_uuid, "", layout.rootfs_size,
-                                 base=layout.rootfs)
-            self._save_meta(spec.name, {"fingerprint": digest, "rootfs_uuid": format_uuid(root_uuid),
-                                        "kernel": kernel.as_dict(), "shares": mounts.shares,
-                                        "volumes": mounts.volumes, "mounts": mounts.manifest,
-                                        "hashes": hashes})
+                root_uuid = build.write(fd)
+            self._save_meta(spec.name, {"fingerprint": build.digest, "rootfs_uuid": root_uuid,
+                                        "kernel": build.kernel.as_dict(),
+                                        "shares": build.mounts.shares,
+                                        "volumes": build.mounts.volumes,
+                                        "mounts": build.mounts.manifest, "hashes": build.hashes})
         return Outcome(True, image, before, after, warnings, actions)
 
     def absent(self, name, check_mode=False, want_diff=False):

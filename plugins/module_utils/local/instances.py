@@ -28,7 +28,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 from ansible_collections.unikernel.ops.plugins.module_utils.images.layout import filesystem_offsets
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import InstanceProvider, Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession, require_qmp
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import TFSFormatError
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import read_identity
@@ -469,3 +469,21 @@ def _ensure_state(store, name, p, check_mode):
         after = None
     volume = describe(inst, extra.get("matched")) if inst else None
     return Outcome(bool(actions), volume, before, _state_text(after), warnings, actions), extra
+
+
+class LocalInstances(InstanceProvider):
+    """ops_instance and ops_instance_info on this host."""
+
+    def __init__(self, ops_dir=None):
+        self.store = InstanceStore(ops_dir)
+
+    def ensure(self, p, check_mode=False):
+        return ensure_state(self.store, p, check_mode)
+
+    def list_instances(self, name=None, check_mode=False):
+        running, stale = self.store.records()
+        stale = [s for s in stale if name is None or s.name == name]
+        if not check_mode:
+            self.store.clean_stale(stale)
+        return dict(instances=[describe(i) for i in running if name is None or i.name == name],
+                    stale=[s.as_dict() for s in stale])

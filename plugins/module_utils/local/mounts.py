@@ -10,10 +10,10 @@ __metaclass__ = type
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import read_image
 from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
-    holders_of, qemu_ids, resolve_volume,
+    InstanceStore, holders_of, qemu_ids, resolve_volume,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome
-from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import MountProvider, Outcome
+from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession, require_qmp
 
 
 def _running(store, name, check_mode=False):
@@ -136,3 +136,20 @@ def _result(vol, att):
     return {"volume": vol.name, "uuid": vol.uuid, "path": vol.path, "node": att.get("node"),
             "device_id": att.get("id"), "attach_id": att.get("attach_id"),
             "read_only": att.get("read_only")}
+
+
+class LocalMounts(MountProvider):
+    """ops_mount on this host: SCSI LUNs hot-plugged over QMP."""
+
+    def __init__(self, ops_dir=None):
+        self.store = InstanceStore(ops_dir)
+
+    def attached(self, p, check_mode=False):
+        require_qmp()
+        return ensure_attached(self.store, p["instance"], p["volume"], p["read_only"],
+                               p["attach_id"], p["timeout"], p["force"], check_mode=check_mode)
+
+    def detached(self, p, check_mode=False):
+        require_qmp()
+        return ensure_detached(self.store, p["instance"], p["volume"], p["timeout"],
+                               check_mode=check_mode)

@@ -51,7 +51,7 @@ def _uuid_bytes(uuid):
     return bytes.fromhex(uuid.replace("-", ""))
 
 
-def _plan_facts(plan, log, label, version):
+def plan_facts(plan, log, label, version):
     """What a volume built from this plan will report, known without reading it back."""
     log_sectors = 1 + len(log.extensions) * EXTENSION_SECTORS
     data_sectors = sum(-(-c[1] // SECTOR) for c in plan.copies)
@@ -59,7 +59,7 @@ def _plan_facts(plan, log, label, version):
             "files": plan.files, "directories": plan.directories, "symlinks": plan.symlinks}
 
 
-def _tfs_facts(tfs):
+def tfs_facts(tfs):
     counts = {"file": 0, "directory": 0, "symlink": 0}
     for entry in tfs.walk():
         counts[entry.kind] += 1
@@ -68,7 +68,7 @@ def _tfs_facts(tfs):
             "symlinks": counts["symlink"]}
 
 
-def _content_item(tfs, entry, checksums):
+def content_item(tfs, entry, checksums):
     item = entry.as_dict()
     if checksums and entry.kind == "file":
         h = hashlib.sha256()
@@ -107,12 +107,12 @@ class OnPremVolumes(VolumeProvider):
                "created": vf.created, "provider": self.name}
         try:
             with TFS(vf.path) as tfs:
-                out.update(_tfs_facts(tfs))
+                out.update(tfs_facts(tfs))
                 if tfs.uuid != vf.uuid:
                     out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
                         vf.uuid, tfs.uuid)
                 if contents:
-                    out["contents"] = [_content_item(tfs, e, checksums) for e in tfs.walk()]
+                    out["contents"] = [content_item(tfs, e, checksums) for e in tfs.walk()]
         except (OSError, TFSFormatError) as e:
             out["error"] = "not a readable Nanos volume: %s" % e
         return out
@@ -193,7 +193,7 @@ class OnPremVolumes(VolumeProvider):
                                      spec.tfs_version, copier=copier)
         after = _diff_text(size, listing(plan.root)) if want_diff else ""
         action = "create %s (%s) from %s" % (path, human_size(size), spec.source or "nothing")
-        facts = _plan_facts(plan, log, spec.name, spec.tfs_version)
+        facts = plan_facts(plan, log, spec.name, spec.tfs_version)
         if check_mode:
             volume = dict(facts, name=spec.name, uuid=uuid if spec.uuid else None,
                           path=path if spec.uuid else None, size=size, provider=self.name)
@@ -223,7 +223,7 @@ class OnPremVolumes(VolumeProvider):
             raise OpsError("%s is not a readable Nanos volume (%s); it is left as it is"
                            % (vf.path, e))
         with tfs:
-            facts = _tfs_facts(tfs)
+            facts = tfs_facts(tfs)
             diff, reasons = None, []
             if spec.source:
                 diff = compare(plan, spec.source, tfs)
@@ -271,7 +271,7 @@ class OnPremVolumes(VolumeProvider):
             self._refuse_if_in_use(vf, "rebuilding")
             self._build(vf.path, plan, log, uuid_bytes or _uuid_bytes(vf.uuid), vf.name,
                         after_size, spec.tfs_version)
-            facts = _plan_facts(plan, log, vf.name, spec.tfs_version)
+            facts = plan_facts(plan, log, vf.name, spec.tfs_version)
         else:
             try:
                 os.truncate(vf.path, after_size)  # safe: the kernel takes the disk's size

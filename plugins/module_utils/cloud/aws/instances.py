@@ -1,0 +1,291 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Instances on AWS: RunInstances from the image found by name, boot volumes attached at their
+%N devices, and the states running / stopped / absent, each waited for.
+
+Volumes are attached with DeleteOnTermination false (AttachVolume's default), so terminating an
+instance never deletes a volume's data.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws import mounts, resources
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection import (
+    AwsConnection, tag_dict, tag_list, user_tags,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
+    validate_instance_name,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
+    InstanceProvider, Outcome,
+)
+
+DEFAULT_TYPE = "t2.micro"  # as ops
+
+
+def _boot_items(volumes):
+    out = []
+    for item in volumes or []:
+        if isinstance(item, str):
+            item = {"volume": item}
+        if not isinstance(item, dict) or not item.get("volume"):
+            raise OpsError("volumes: each item is a volume name or {volume, attach_id, "
+                           "read_only}, not %r" % (item,))
+        attach_id = item.get("attach_id")
+        if attach_id is not None:
+            try:
+                attach_id = int(attach_id)
+            except (TypeError, ValueError):
+                raise OpsError("volumes: attach_id %r of volume %s is not a number"
+                               % (attach_id, item["volume"]))
+            resources.attach_device(attach_id)
+        out.append({"volume": str(item["volume"]), "attach_id": attach_id,
+                    "read_only": bool(item.get("read_only"))})
+    names = [i["volume"] for i in out]
+    for n in set(names):
+        if names.count(n) > 1:
+            raise OpsError("volume %s is given twice" % n)
+    ids = [i["attach_id"] for i in out if i["attach_id"] is not None]
+    for n in set(ids):
+        if ids.count(n) > 1:
+            raise OpsError("attach_id %%%d is given to two volumes" % n)
+    return out
+
+
+def _state_text(inst):
+    if not inst:
+        return "state: absent\n"
+    d = resources.describe_instance(inst)
+    shown = dict((k, d[k]) for k in ("state", "image_id", "instance_type", "zone", "attachments"))
+    return json.dumps(shown, indent=1, sort_keys=True) + "\n"
+
+
+class AwsInstances(InstanceProvider):
+    def __init__(self, params):
+        self.params = params
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params)
+
+    def list_instances(self, name=None, check_mode=False):
+        conn = AwsConnection(self.params, check_mode=True)
+        names = dict((v["VolumeId"], tag_dict(v).get("Name")) for v in resources.volumes(conn))
+        return dict(instances=[resources.describe_instance(i, names)
+                               for i in resources.instances(conn, name)], stale=[])
+
+    def ensure(self, p, check_mode=False):
+        name = validate_instance_name(p["name"])
+        for opt in ("ports", "shares"):
+            if p.get(opt):
+                raise OpsError("%s applies to provider onprem only; on AWS open ports with "
+                               "security_groups, and mount volumes instead of 9p shares" % opt)
+        if p.get("wait_for"):
+            raise OpsError("wait_for reads the console of a local instance; with provider aws "
+                           "leave it out (the instance is waited for until it is running)")
+        boot = _boot_items(p.get("volumes"))
+        tags = user_tags(p.get("tags"))
+        conn = AwsConnection(self.params, check_mode)
+        job = _Job(conn, p, name, boot, tags)
+        outcome, extra = job.run()
+        outcome.actions = conn.log.actions
+        return outcome, extra
+
+
+class _Job:
+    def __init__(self, conn, p, name, boot, tags):
+        self.conn, self.p, self.name, self.boot, self.tags = conn, p, name, boot, tags
+        self.warnings = []
+
+    def run(self):
+        conn, p = self.conn, self.p
+        inst = resources.find_instance(conn, self.name)
+        before = _state_text(inst)
+        state = p["state"]
+        extra = {}
+        if state in ("running", "restarted"):
+            zone = conn.require_zone()
+            image = self._image()
+            vols = self._volumes(zone)
+            if inst is not None:
+                differ = self._differences(inst, image)
+                if differ and not p.get("force"):
+                    extra["mismatch"] = differ
+                    self.warnings.append(
+                        "instance %s runs with other settings (%s); nothing was changed - set "
+                        "force: true to replace it (its volumes are kept)"
+                        % (self.name, "; ".join(differ)))
+                elif differ:
+                    self._terminate(inst)
+                    inst = None
+            if inst is None:
+                inst = self._run_instance(image, zone)
+            else:
+                inst = self._start_or_reboot(inst, state == "restarted")
+            inst = self._attach_boot_volumes(inst, vols)
+        elif inst is not None and state == "stopped":
+            inst = self._stop(inst)
+        elif inst is not None and state == "absent":
+            self._terminate(inst)
+            inst = None
+        changed = bool(conn.log.actions)
+        after = before if not changed else self._after_text(inst, state)
+        result = None
+        if inst is not None:
+            names = dict((v["VolumeId"], tag_dict(v).get("Name"))
+                         for v in resources.volumes(conn))
+            result = resources.describe_instance(inst, names)
+        return Outcome(changed, result, before, after, self.warnings), extra
+
+    def _after_text(self, inst, state):
+        if state == "absent":
+            return "state: absent\n"
+        if inst is None or self.conn.log.check_mode:
+            return "state: %s (planned)\n" % state
+        return _state_text(inst)
+
+    def _image(self):
+        if not self.p.get("image"):
+            raise OpsError("image is required to run an instance")
+        img = resources.find_image(self.conn, self.p["image"])
+        if img is None:
+            raise OpsError("image %r does not exist in %s; build it with unikernel.ops.ops_image "
+                           "(provider: aws)" % (self.p["image"], self.conn.region))
+        return img
+
+    def _volumes(self, zone):
+        out = []
+        for item in self.boot:
+            vol = resources.find_volume(self.conn, item["volume"])
+            if vol is None:
+                raise OpsError("volume %r does not exist in %s; create it with "
+                               "unikernel.ops.ops_volume (provider: aws)"
+                               % (item["volume"], self.conn.region))
+            if vol.get("AvailabilityZone") and vol["AvailabilityZone"] != zone:
+                raise OpsError("volume %s is in zone %s, not %s: EBS attaches only within a zone"
+                               % (item["volume"], vol["AvailabilityZone"], zone))
+            if item["read_only"]:
+                self.warnings.append(mounts.READ_ONLY_NOTE % item["volume"])
+            out.append((item, vol))
+        return out
+
+    def _differences(self, inst, image):
+        out = []
+        if inst.get("ImageId") != image["ImageId"]:
+            out.append("image: running %s, wanted %s" % (inst.get("ImageId"), image["ImageId"]))
+        wanted_type = self.p.get("instance_type") or DEFAULT_TYPE
+        if inst.get("InstanceType") != wanted_type:
+            out.append("instance_type: running %s, wanted %s" % (inst.get("InstanceType"),
+                                                                 wanted_type))
+        zone = (inst.get("Placement") or {}).get("AvailabilityZone")
+        if zone != self.conn.zone:
+            out.append("zone: running in %s, wanted %s" % (zone, self.conn.zone))
+        return out
+
+    def _wait_state(self, instance_id, states, what):
+        if not self.conn.wait:
+            return resources.instance_by_id(self.conn, instance_id)
+
+        def probe():
+            inst = resources.instance_by_id(self.conn, instance_id)
+            state = inst["State"]["Name"] if inst else "missing"
+            return state in states, state
+        wait_until(probe, "instance %s to be %s" % (instance_id, what), self.conn.wait_timeout)
+        return resources.instance_by_id(self.conn, instance_id)
+
+    def _run_instance(self, image, zone):
+        conn, p = self.conn, self.p
+        itype = p.get("instance_type") or DEFAULT_TYPE
+        if conn.log.check_mode:
+            conn.log.plan("ec2.RunInstances", self.name, "%s from %s in %s"
+                          % (itype, image["ImageId"], zone))
+            return None
+        own = dict(self.tags, Name=self.name, CreatedBy=identity.CREATED_BY)
+        own[identity.KIND] = "instance"
+        kw = {"ImageId": image["ImageId"], "InstanceType": itype, "MinCount": 1, "MaxCount": 1,
+              "Placement": {"AvailabilityZone": zone},
+              "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list(own)}]}
+        if p.get("subnet_id"):
+            kw["SubnetId"] = p["subnet_id"]
+        if p.get("security_groups"):
+            kw["SecurityGroupIds"] = p["security_groups"]
+        got = conn.log.write("ec2.RunInstances", self.name, conn.ec2.run_instances,
+                             note="%s from %s in %s" % (itype, image["ImageId"], zone), **kw)
+        instance_id = got["Instances"][0]["InstanceId"]
+        return self._wait_state(instance_id, ("running",), "running")
+
+    def _start_or_reboot(self, inst, reboot):
+        conn = self.conn
+        iid = inst["InstanceId"]
+        state = inst["State"]["Name"]
+        if state == "stopping":
+            inst = self._wait_state(iid, ("stopped",), "stopped")
+            state = "stopped"
+        if state == "stopped":
+            if conn.log.check_mode:
+                conn.log.plan("ec2.StartInstances", iid)
+                return inst
+            conn.log.write("ec2.StartInstances", iid, conn.ec2.start_instances, InstanceIds=[iid])
+            return self._wait_state(iid, ("running",), "running")
+        if reboot:
+            if conn.log.check_mode:
+                conn.log.plan("ec2.RebootInstances", iid)
+                return inst
+            conn.log.write("ec2.RebootInstances", iid, conn.ec2.reboot_instances,
+                           InstanceIds=[iid])
+        return self._wait_state(iid, ("running",), "running") if state == "pending" else inst
+
+    def _attach_boot_volumes(self, inst, vols):
+        conn = self.conn
+        # devices of the volumes with a fixed %N first, so the others never take them
+        taken = dict((resources.attach_device(item["attach_id"]), vol["VolumeId"])
+                     for item, vol in vols if item["attach_id"] is not None)
+        for item, vol in vols:
+            if inst is None:  # check mode, instance not made yet
+                if item["attach_id"] is None:
+                    conn.log.plan("ec2.AttachVolume", vol["VolumeId"], "at a free device")
+                    continue
+                device = resources.attach_device(item["attach_id"])
+                conn.log.plan("ec2.AttachVolume", vol["VolumeId"], "at %s" % device)
+                continue
+            device, already = mounts.plan_attach(conn, inst, vol, item["attach_id"], taken)
+            taken[device] = vol["VolumeId"]
+            if already:
+                continue
+            if conn.log.check_mode:
+                conn.log.plan("ec2.AttachVolume", vol["VolumeId"], "to %s at %s"
+                              % (inst["InstanceId"], device))
+            else:
+                mounts.attach(conn, inst, vol, device)
+        if inst is not None and not conn.log.check_mode and vols:
+            inst = resources.instance_by_id(conn, inst["InstanceId"])
+        return inst
+
+    def _stop(self, inst):
+        conn = self.conn
+        iid = inst["InstanceId"]
+        if inst["State"]["Name"] in ("stopped", "stopping"):
+            return self._wait_state(iid, ("stopped",), "stopped")
+        if conn.log.check_mode:
+            conn.log.plan("ec2.StopInstances", iid)
+            return inst
+        conn.log.write("ec2.StopInstances", iid, conn.ec2.stop_instances, InstanceIds=[iid])
+        return self._wait_state(iid, ("stopped",), "stopped")
+
+    def _terminate(self, inst):
+        conn = self.conn
+        iid = inst["InstanceId"]
+        if conn.log.check_mode:
+            conn.log.plan("ec2.TerminateInstances", iid, "its volumes are kept")
+            return
+        conn.log.write("ec2.TerminateInstances", iid, conn.ec2.terminate_instances,
+                       note="its volumes are kept", InstanceIds=[iid])
+        self._wait_state(iid, ("terminated",), "terminated")

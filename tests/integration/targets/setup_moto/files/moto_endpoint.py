@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A local AWS endpoint for the tests: moto in server mode on 127.0.0.1, and what it was asked.
+
+    moto_endpoint.py start STATE_DIR     start moto_server, print {"endpoint_url", "pid"} as JSON
+    moto_endpoint.py stop STATE_DIR      stop it
+    moto_endpoint.py record URL          start (again) recording requests
+    moto_endpoint.py calls URL           print the calls recorded since, as JSON:
+                                         [{"service", "operation", "mutating"}]
+
+pytest imports it for the same functions. Only loopback is ever used.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+READ_PREFIXES = ("Describe", "List", "Get")
+# EBS direct API: method and path -> operation
+_EBS = (("POST", "/snapshots/completion/", "CompleteSnapshot"),
+        ("PUT", "/blocks/", "PutSnapshotBlock"),
+        ("GET", "/blocks/", "GetSnapshotBlock"),
+        ("GET", "/blocks", "ListSnapshotBlocks"),
+        ("GET", "/changedblocks", "ListChangedBlocks"),
+        ("POST", "/snapshots", "StartSnapshot"))
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(state_dir, timeout=30.0):
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    port = _free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false",
+               MOTO_RECORDER_FILEPATH=os.path.join(state_dir, "recording.jsonl"))
+    log = open(os.path.join(state_dir, "moto.log"), "ab")
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, env=env, cwd=state_dir,
+                            start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/reset", data=b"", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto_server did not start; see %s/moto.log" % state_dir)
+            time.sleep(0.1)
+    with open(os.path.join(state_dir, "moto.pid"), "w") as f:
+        f.write(str(proc.pid))
+    return {"endpoint_url": url, "pid": proc.pid}
+
+
+def stop(state_dir):
+    try:
+        with open(os.path.join(state_dir, "moto.pid")) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return False
+    for dummy in range(50):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    os.unlink(os.path.join(state_dir, "moto.pid"))
+    return True
+
+
+def _post(url, path):
+    return urllib.request.urlopen(url + path, data=b"", timeout=10).read()
+
+
+def record(url):
+    _post(url, "/moto-api/recorder/reset-recording")
+    _post(url, "/moto-api/recorder/start-recording")
+
+
+def _classify(entry):
+    headers = dict((k.lower(), v) for k, v in (entry.get("headers") or {}).items())
+    auth = headers.get("authorization", "")
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body)
+    path = urllib.parse.urlparse(entry["url"]).path
+    if "/ebs/" in auth:
+        for method, part, op in _EBS:
+            if entry["method"] == method and part in path:
+                return "ebs", op
+        return "ebs", entry["method"] + " " + path
+    service = auth.split("/")[3] if auth.count("/") >= 3 else "?"
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    action = urllib.parse.parse_qs(body).get("Action", [None])[0]
+    if action is None:
+        action = urllib.parse.parse_qs(urllib.parse.urlparse(entry["url"]).query).get(
+            "Action", [entry["method"] + " " + path])[0]
+    return service, action
+
+
+def calls(url):
+    """Every request since record(); stops the recording."""
+    _post(url, "/moto-api/recorder/stop-recording")
+    try:
+        raw = urllib.request.urlopen(url + "/moto-api/recorder/download-recording",
+                                     timeout=30).read().decode()
+    except OSError:
+        return []  # nothing was recorded (moto answers 500 before the first request)
+    out = []
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        if "/moto-api/" in entry.get("url", ""):
+            continue
+        service, op = _classify(entry)
+        out.append({"service": service, "operation": op,
+                    "mutating": not op.startswith(READ_PREFIXES)})
+    return out
+
+
+def main(argv):
+    cmd, arg = argv[1], argv[2]
+    if cmd == "start":
+        print(json.dumps(start(arg)))
+    elif cmd == "stop":
+        print(json.dumps({"stopped": stop(arg)}))
+    elif cmd == "record":
+        record(arg)
+        print(json.dumps({"recording": True}))
+    elif cmd == "calls":
+        print(json.dumps(calls(arg)))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

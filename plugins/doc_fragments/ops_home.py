@@ -22,15 +22,20 @@ options:
     type: path
 """
 
-    # The provider option of modules that manage volumes.
+    # The provider option every module with a cloud backend has.
     PROVIDER = r"""
 options:
   provider:
     description:
-      - Where the volume lives. V(onprem) is a raw volume file in the ops home on the managed
-        host, usable by local QEMU instances and by the ops CLI.
+      - Where the resource lives.
+      - V(onprem) is the ops home on the managed host (raw volume files, image files, local
+        QEMU instances), shared with the ops CLI.
+      - V(aws) is EC2 and EBS in O(region), reached with the options of the
+        unikernel.ops.aws documentation fragment; volumes and images are built locally with the
+        same engine and sent as EBS snapshots with the EBS direct API.
+      - Options that only a cloud uses are an error with V(onprem).
     type: str
-    choices: [onprem]
+    choices: [onprem, aws]
     default: onprem
 """
 

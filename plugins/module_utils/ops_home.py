@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
 import time
@@ -18,6 +19,33 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 # Our own bookkeeping lives in a hidden folder that ops never lists (ops lists every file in
 # images/ as an image and splits every file name in volumes/ on ':').
 STATE_DIR = ".unikernel-ops"
+
+
+def read_state(path, default=None):
+    """A JSON state file of ours, or default when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def write_state(path, data):
+    """A JSON state file, owner-only whatever the umask, replaced atomically."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        json.dump(data, f)
+    os.rename(tmp, path)
+
+
+def drop_state(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def default_ops_dir():

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, unikernel.ops contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The provider interface every volume backend implements, and the registry modules use.
+"""The interfaces every backend implements, and the registry modules use.
 
 A module never branches on the provider: it asks backend(kind, params) for the backend of the
 provider the user chose and calls one method of its interface below. Each provider registers its
@@ -11,8 +11,6 @@ backends in PROVIDERS.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-import importlib
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
@@ -55,6 +53,18 @@ class Provider:
     def from_params(cls, params):
         """Local backends need only the ops home; cloud backends override this."""
         return cls(params.get("ops_dir"))
+
+
+class CloudBackend:
+    """A cloud backend keeps the module's parameters: its connection options are among them.
+    Listed first among a backend's bases, so that its from_params is the one used."""
+
+    def __init__(self, params):
+        self.params = params
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params)
 
 
 class VolumeProvider(Provider):
@@ -112,29 +122,41 @@ class MountProvider(Provider):
 
 KINDS = ("volumes", "images", "instances", "mounts")
 
-# Where each provider's backends live, by kind: (module under module_utils, class name).
-# Imported lazily so that a provider's SDK is only needed when it is used.
-PROVIDERS = {
-    "onprem": {"volumes": ("volumes.onprem", "OnPremVolumes"),
-               "images": ("images.store", "LocalImages"),
-               "instances": ("local.instances", "LocalInstances"),
-               "mounts": ("local.mounts", "LocalMounts")},
-    "aws": {"volumes": ("cloud.aws.volumes", "AwsVolumes"),
-            "images": ("cloud.aws.images", "AwsImages"),
-            "instances": ("cloud.aws.instances", "AwsInstances"),
-            "mounts": ("cloud.aws.mounts", "AwsMounts")},
-}
+
+# Each provider's backends by kind. The imports sit inside functions so that a provider's SDK
+# is only loaded when it is used, and are plain import statements (not importlib) so that
+# Ansible's module packer sees them and ships these files with every module.
+def _onprem():
+    from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
+    from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
+        LocalInstances,
+    )
+    from ansible_collections.unikernel.ops.plugins.module_utils.local.mounts import LocalMounts
+    from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import (
+        OnPremVolumes,
+    )
+    return {"volumes": OnPremVolumes, "images": LocalImages, "instances": LocalInstances,
+            "mounts": LocalMounts}
+
+
+def _aws():
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.images import AwsImages
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.instances import (
+        AwsInstances,
+    )
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.mounts import AwsMounts
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.volumes import AwsVolumes
+    return {"volumes": AwsVolumes, "images": AwsImages, "instances": AwsInstances,
+            "mounts": AwsMounts}
+
+
+PROVIDERS = {"onprem": _onprem, "aws": _aws}
 
 
 def backend(kind, params):
-    """The backend of params["provider"] (default onprem) for one kind of resource.
-
-    Every backend is built from the module's parameters alone."""
+    """The backend of params["provider"] (default onprem) for one kind of resource, built from
+    the module's parameters."""
     name = params.get("provider") or "onprem"
-    try:
-        where, cls = PROVIDERS[name][kind]
-    except KeyError:
+    if name not in PROVIDERS or kind not in KINDS:
         raise OpsError("unknown provider %r; available: %s" % (name, ", ".join(sorted(PROVIDERS))))
-    module = importlib.import_module(
-        "ansible_collections.unikernel.ops.plugins.module_utils." + where)
-    return getattr(module, cls).from_params(params)
+    return PROVIDERS[name]()[kind].from_params(params)

@@ -24,10 +24,19 @@ description:
     anything else is an error naming the key. ops silently turns such typos into 9p shares.
   - The root filesystem gets free space for the guest to write (ops sizes it to its content, and
     the guest's writes fail).
+  - With O(provider=aws), the same image bytes (rounded up to whole GiB) are sent as an EBS
+    snapshot with the EBS direct API, as ops does, and registered as an AMI (hvm, ENA, root
+    C(/dev/sda1), legacy BIOS boot) named O(name); its tags keep the snapshot id and the
+    fingerprint, so an unchanged re-run makes no mutating call. A changed input replaces the AMI
+    and deletes the old snapshot. Mount keys are checked against the EBS volumes of the region;
+    host directories (9p) are refused. V(absent) deregisters the AMI and deletes its snapshot.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
     support: full
@@ -138,6 +147,11 @@ options:
     description: Rebuild even when the fingerprint says nothing changed.
     type: bool
     default: false
+  tags:
+    description:
+      - Tags of the cloud image besides those the collection sets (C(Name), C(CreatedBy),
+        C(unikernel-ops:*)). Only with a cloud O(provider).
+    type: dict
 notes:
   - Files given in O(files) or O(dirs) at C(/etc/resolv.conf), C(/etc/passwd) or C(/etc/hostname)
     replace the generated ones.
@@ -148,6 +162,15 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: The same image as an AMI in eu-west-1, mounting an EBS volume by name
+  unikernel.ops.ops_image:
+    provider: aws
+    region: eu-west-1
+    name: webapp
+    program: ./build/webapp
+    mounts:
+      assets: /assets
+
 - name: An image that mounts the my-assets volume at /assets
   unikernel.ops.ops_image:
     name: webapp
@@ -223,6 +246,21 @@ image:
       type: list
       elements: str
       sample: [tls]
+    id:
+      description: The AMI id (O(provider=aws)).
+      type: str
+      sample: ami-0123456789abcdef0
+    snapshot_id:
+      description: The EBS snapshot the AMI boots from (O(provider=aws)).
+      type: str
+      sample: snap-0123456789abcdef0
+    upload:
+      description: What was sent when the image was built (O(provider=aws)), with the keys of the upload that M(unikernel.ops.ops_volume) returns.
+      type: dict
+    provider:
+      description: Where the image lives.
+      type: str
+      sample: aws
 actions:
   description: What the task did, or would do in check mode.
   returned: always

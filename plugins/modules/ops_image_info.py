@@ -15,11 +15,16 @@ description:
   - Lists the images in C(<ops_dir>/images/), as C(ops image list) does (images made by the ops
     CLI included), and returns each one's manifest read back from the image itself - program,
     arguments, environment, mounts, C(readonly_rootfs), klibs.
+  - With O(provider=aws), lists the AMIs of this account tagged C(CreatedBy=ops), with C(id),
+    C(state), C(snapshot_id) and C(fingerprint) from their tags.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.INFO_ATTRIBUTES
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 options:
   name:
     description: Only the image of this name.

@@ -21,6 +21,12 @@ description:
   - Idempotent - a running instance whose settings match is not a change. A mismatch (other
     memory, ports, volumes, a rebuilt image...) is reported and acted on only with O(force=true)
     or O(state=restarted).
+  - With O(provider=aws), an EC2 instance named by its C(Name) tag (with C(CreatedBy=ops), as
+    ops tags it) is run from the AMI of that name (built by M(unikernel.ops.ops_image) with
+    O(provider=aws)); O(volumes) are attached at their V(%N) devices (C(/dev/sd(a+N))); every
+    state change is waited for (O(wait), O(wait_timeout)). Terminating it never deletes a
+    volume. A mismatch (image, O(instance_type), zone) is acted on only with O(force=true),
+    which replaces the instance.
 requirements:
   - qemu-system-x86_64 on the managed host
   - the Python package qemu.qmp on the managed host
@@ -28,6 +34,9 @@ author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
     support: full
@@ -106,6 +115,26 @@ options:
     description: Restart a running instance whose settings differ from the wanted ones.
     type: bool
     default: false
+  instance_type:
+    description:
+      - The EC2 instance type; V(t2.micro) (as ops) when omitted. Only with O(provider=aws).
+    type: str
+  subnet_id:
+    description:
+      - The subnet of the instance; the zone's default subnet when omitted. Only with
+        O(provider=aws).
+    type: str
+  security_groups:
+    description:
+      - Security group ids of the instance (this is how ports are opened on AWS; O(ports) is for
+        O(provider=onprem)). Only with O(provider=aws).
+    type: list
+    elements: str
+  tags:
+    description:
+      - Tags of the instance besides those the collection sets (C(Name), C(CreatedBy),
+        C(unikernel-ops:*)). Only with a cloud O(provider).
+    type: dict
 seealso:
   - module: unikernel.ops.ops_mount
   - module: unikernel.ops.ops_instance_info
@@ -113,6 +142,19 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Run the webapp AMI on EC2 with a volume at %1 (/dev/sdb)
+  unikernel.ops.ops_instance:
+    provider: aws
+    region: eu-west-1
+    zone: eu-west-1a
+    name: web-1
+    image: webapp
+    instance_type: t3.small
+    security_groups: [sg-0123456789abcdef0]
+    volumes:
+      - volume: assets
+        attach_id: 1
+
 - name: Run the webapp image with a volume attached at boot
   unikernel.ops.ops_instance:
     name: web-1
@@ -133,7 +175,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 instance:
-  description: The instance after the task; null when it is not running.
+  description:
+    - The instance after the task; null when it is not running.
+    - With O(provider=aws) its keys are C(name), C(id), C(state), C(image_id),
+      C(instance_type), C(zone), C(subnet_id), C(security_groups), C(private_ip),
+      C(public_ip), C(attachments) (C(device), C(volume_id), C(volume), C(attach_id)), C(tags)
+      and C(provider).
   returned: always
   type: dict
   contains:

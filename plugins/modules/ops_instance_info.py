@@ -16,12 +16,17 @@ description:
     included, with their state and, over QMP (our UNIX socket, or ops' C(mgmt) TCP port), the
     disks QEMU has attached. Records whose QEMU process is gone are reported as stale (and
     removed unless in check mode, as ops does).
+  - With O(provider=aws), lists the EC2 instances tagged C(CreatedBy=ops) that are not
+    terminated, with their attached volumes, device names and attach ids (V(%N)).
 requirements:
   - the Python package qemu.qmp on the managed host (for attachments)
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
     support: full

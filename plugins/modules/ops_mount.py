@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: ops_mount
-short_description: Hot-plug volumes into running local Nanos instances
+short_description: Hot-plug volumes into running Nanos instances, locally and on AWS
 version_added: 0.1.0
 description:
   - Attaches a volume to a running instance started by M(unikernel.ops.ops_instance) (or by
@@ -21,12 +21,21 @@ description:
   - A volume attached to another running instance is refused (two writers corrupt a volume).
   - Before attaching, the instance's image manifest is read; when no mount entry matches the
     volume (by name, UUID or O(attach_id)), the module warns that the guest will not mount it.
-requirements:
+  - With O(provider=aws), C(AttachVolume) at the device that gives the guest its V(%N) -
+    C(/dev/sd(a+N)), N 1 to 25, so V(%1) is C(/dev/sdb) - or, without O(attach_id), at the
+    lowest free C(/dev/sd[b-z]); C(DetachVolume) names the instance. Both are waited for until
+    the volume and the instance's block device mapping agree. Refused before any change - a
+    device another volume holds (naming it), a volume attached to another instance, a volume in
+    another zone. A volume already attached to the instance is no change. EBS has no read-only
+    attachment, so O(read_only) only warns.
   - the Python package qemu.qmp on the managed host
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
     support: full
@@ -36,7 +45,7 @@ attributes:
     description: Before and after show the attachment.
 options:
   instance:
-    description: The running instance's name.
+    description: The running instance's name (on AWS its C(Name) tag; it may also be stopped).
     type: str
     required: true
   volume:
@@ -52,6 +61,7 @@ options:
     description:
       - The N of an image's V(%N) mount - sets the SCSI C(device_id) V(persistent-disk-N) that
         Nanos matches V(%N) against.
+      - With O(provider=aws), N is 1 to 25 and gives the device C(/dev/sd(a+N)).
     type: int
   read_only:
     description: Attach read-only at QEMU's block layer (the guest cannot write even if it tries).
@@ -73,6 +83,14 @@ seealso:
 EXAMPLES = r"""
 - name: Attach the uploads volume as %1 while web-1 runs
   unikernel.ops.ops_mount:
+    instance: web-1
+    volume: uploads
+    attach_id: 1
+
+- name: Attach the uploads EBS volume as %1 (/dev/sdb) to the EC2 instance web-1
+  unikernel.ops.ops_mount:
+    provider: aws
+    region: eu-west-1
     instance: web-1
     volume: uploads
     attach_id: 1
@@ -118,6 +136,21 @@ attachment:
       description: Whether QEMU attached it read-only.
       type: bool
       sample: false
+    instance_id:
+      description: The EC2 instance (O(provider=aws)).
+      type: str
+      sample: i-0123456789abcdef0
+    volume_id:
+      description: The EBS volume (O(provider=aws)).
+      type: str
+      sample: vol-0123456789abcdef0
+    device:
+      description: The device name it is attached at (O(provider=aws)).
+      type: str
+      sample: /dev/sdb
+    provider:
+      description: V(aws) for an EBS attachment.
+      type: str
 actions:
   description: What the task did, or would do in check mode.
   returned: always

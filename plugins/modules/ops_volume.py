@@ -23,11 +23,23 @@ description:
     difference with C(--diff).
   - Every volume gets room for the guest to write; ops' default size does not (the guest
     reserves 1 MiB for its log before its first write).
+  - With O(provider=aws), the same filesystem is built locally at a whole number of GiB (the
+    size is rounded up, and the result says so), sent as an EBS snapshot with the EBS direct
+    API (only the 512 KiB blocks that hold data, in parallel), and an EBS volume is made from it
+    in O(zone), tagged C(Name) and C(CreatedBy=ops) as ops tags it (C(ops volume list -t aws)
+    lists it) plus the collection's label, UUID and content fingerprint. An unchanged source
+    makes no mutating call and sends nothing. With O(force=true) a changed source gets a new
+    snapshot that sends only the blocks that differ (C(ParentSnapshotId)) and a replacement
+    volume; refused while the volume is attached. A larger O(size) grows it in place
+    (C(ModifyVolume)). V(absent) deletes the volume and the snapshot the collection made for it,
+    and is refused while it is attached.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
     support: full
@@ -84,6 +96,27 @@ options:
         size (grown if the content needs more). Everything a guest wrote to it is replaced.
     type: bool
     default: false
+  volume_type:
+    description:
+      - The EBS volume type; V(gp3) when omitted. Only with O(provider=aws).
+    type: str
+  iops:
+    description:
+      - Provisioned IOPS (V(gp3), V(io1), V(io2)). Only with O(provider=aws).
+    type: int
+  throughput:
+    description:
+      - Throughput in MiB/s (V(gp3)). Only with O(provider=aws).
+    type: int
+  encrypted:
+    description:
+      - Encrypt the EBS volume (with the account's default key). Only with O(provider=aws).
+    type: bool
+  tags:
+    description:
+      - Tags of the cloud volume besides those the collection sets (C(Name), C(CreatedBy),
+        C(unikernel-ops:*)). Only with a cloud O(provider).
+    type: dict
   tfs_version:
     description:
       - The TFS format version of a new volume. V(4) is what C(ops --tfsv4) writes, for old
@@ -116,6 +149,18 @@ EXAMPLES = r"""
     name: my-assets
     source: ./my-assets
     force: true
+
+- name: The same volume as an EBS volume in eu-west-1a (sent as a snapshot, data blocks only)
+  unikernel.ops.ops_volume:
+    provider: aws
+    region: eu-west-1
+    zone: eu-west-1a
+    name: my-assets
+    size: 10g
+    source: ./my-assets
+    volume_type: gp3
+    tags:
+      team: web
 
 - name: Delete a volume
   unikernel.ops.ops_volume:
@@ -179,6 +224,49 @@ volume:
       description: Where the volume lives.
       type: str
       sample: onprem
+    id:
+      description: The EBS volume id (O(provider=aws)).
+      type: str
+      sample: vol-0123456789abcdef0
+    zone:
+      description: Its availability zone (O(provider=aws)).
+      type: str
+      sample: eu-west-1a
+    size_gib:
+      description: Its size in GiB (O(provider=aws)).
+      type: int
+      sample: 10
+    requested_size:
+      description: The size asked for before rounding up to whole GiB (O(provider=aws), new volumes).
+      type: int
+    notes:
+      description: What was adjusted, such as the size rounded up to whole GiB.
+      type: list
+      elements: str
+    snapshot_id:
+      description: The EBS snapshot the volume was made from (O(provider=aws)).
+      type: str
+      sample: snap-0123456789abcdef0
+    fingerprint:
+      description: Digest of the source's structure and content the volume was built from.
+      type: str
+    state:
+      description: The EBS volume state (O(provider=aws)).
+      type: str
+      sample: available
+    attachments:
+      description: Instances it is attached to, with C(instance_id), C(device) and C(state).
+      type: list
+      elements: dict
+    upload:
+      description:
+        - What was sent (O(provider=aws), when a snapshot was written) - C(blocks_sent),
+          C(bytes_sent), C(blocks_with_data), C(blocks_unchanged) (not sent, the same in the parent
+          snapshot), C(zero_blocks_sent), C(retries), C(seconds).
+      type: dict
+    replaced:
+      description: The volume a forced rebuild replaced (O(provider=aws)).
+      type: str
 actions:
   description: What the task did, or would do in check mode, one step per item.
   returned: always

@@ -16,12 +16,18 @@ description:
     ops CLI, read with the collection's own TFS reader.
   - With O(contents=true), returns each volume's tree (paths, types, sizes, link targets), and
     with O(checksums=true) the SHA-256 of every file's data, read from the volume itself.
+  - With O(provider=aws), lists the EBS volumes tagged C(CreatedBy=ops) (the collection's and
+    ops' own), with C(id), C(zone), C(state), C(snapshot_id), C(fingerprint) and
+    C(attachments); O(contents=true) reads the volume's snapshot back with the EBS direct API
+    and lists its tree with the same reader.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.INFO_ATTRIBUTES
   - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 options:
   name:
     description: Only the volume of this name.

@@ -28,14 +28,15 @@ def _collections_path():
     return base
 
 
-sys.path.insert(0, _collections_path())
+COLLECTIONS_PATH = _collections_path()
+sys.path.insert(0, COLLECTIONS_PATH)
 
 # The stand-in Nanos release shared with the integration tests.
 from ansible_collections.unikernel.ops.tests.integration.targets.setup_nanos_standin.files.nanos_standin import (  # noqa: E402 pylint: disable=wrong-import-position
     make_boot_img, make_release,
 )
 
-__all__ = ["make_boot_img", "make_release", "c_programs"]
+__all__ = ["make_boot_img", "make_release", "c_programs", "COLLECTIONS_PATH"]
 
 
 # -- fixtures shared by the image tests ---------------------------------------------------------

@@ -12,9 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import os
-
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import (
+    drop_state, read_state, write_state,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.digest import content_digest
 
 # Keys kept on every resource the collection makes (tags on AWS and Azure, labels on GCP).
@@ -38,25 +38,12 @@ class HashCache:
 
     def __init__(self, home, provider, kind, name):
         self.path = home.state("cloud", provider, kind, name + ".hashes.json")
-        self.home = home
 
     def load(self):
-        try:
-            with open(self.path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        return read_state(self.path, {})
 
     def save(self, hashes):
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(hashes, f)
-        os.rename(tmp, self.path)
+        write_state(self.path, hashes)
 
     def drop(self):
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        drop_state(self.path)

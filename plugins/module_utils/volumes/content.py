@@ -13,9 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import (
+    drop_state, read_state, write_state,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import walk_tree
 
 COMPARE_CHUNK = 1024 * 1024
@@ -111,11 +113,7 @@ class Fingerprint:
         self.path = path
 
     def _load(self):
-        try:
-            with open(self.path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
+        return read_state(self.path)
 
     @staticmethod
     def _volume_stat(volume_path):
@@ -134,18 +132,11 @@ class Fingerprint:
         return None
 
     def save(self, signature, volume_path, facts):
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"signature": signature, "volume": self._volume_stat(volume_path),
-                       "facts": facts}, f)
-        os.rename(tmp, self.path)
+        write_state(self.path, {"signature": signature, "volume": self._volume_stat(volume_path),
+                                "facts": facts})
 
     def drop(self):
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        drop_state(self.path)
 
 
 def signature_of(plan):

@@ -14,10 +14,10 @@ __metaclass__ = type
 
 import base64
 import hashlib
-import json
 import os
 import uuid as uuidlib
 
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection import (
     retryable, tag_list,
 )
@@ -26,6 +26,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.blocks import 
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import (
+    drop_state, read_state, write_state,
+)
 
 BLOCK = 512 * 1024  # the EBS block size (moto reports 512, but stores what it is sent)
 GIB = 1024 ** 3
@@ -46,25 +49,14 @@ class BlockDigests:
         return self.home.state("cloud", "aws", "snapshots", snapshot_id + ".json")
 
     def load(self, snapshot_id):
-        try:
-            with open(self._path(snapshot_id)) as f:
-                return dict((int(k), v) for k, v in json.load(f).items())
-        except (OSError, ValueError):
-            return None
+        data = read_state(self._path(snapshot_id))
+        return dict((int(k), v) for k, v in data.items()) if isinstance(data, dict) else None
 
     def save(self, snapshot_id, digests):
-        path = self._path(snapshot_id)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(dict((str(k), v) for k, v in digests.items()), f)
-        os.rename(path + ".tmp", path)
+        write_state(self._path(snapshot_id), dict((str(k), v) for k, v in digests.items()))
 
     def drop(self, snapshot_id):
-        try:
-            os.unlink(self._path(snapshot_id))
-        except OSError:
-            pass
+        drop_state(self._path(snapshot_id))
 
 
 def snapshot_blocks(conn, snapshot_id):
@@ -170,3 +162,24 @@ def delete_snapshot(conn, snapshot_id, quiet_errors=False):
         if not quiet_errors:
             raise
     BlockDigests(conn.home).drop(snapshot_id)
+
+
+def owned_snapshot(conn, snapshot_id, kind, name=None):
+    """[snapshot_id] when the collection made it for a resource of this kind (and name), else []:
+    a snapshot someone else made is never deleted."""
+    if not snapshot_id:
+        return []
+    snap = snapshot_state(conn, snapshot_id)
+    tags = dict((t["Key"], t["Value"]) for t in (snap or {}).get("Tags") or [])
+    if tags.get(identity.KIND) == kind and (name is None or tags.get("Name") == name):
+        return [snapshot_id]
+    return []
+
+
+def delete_snapshots(conn, snapshot_ids):
+    """Delete them; in check mode, say so."""
+    for sid in snapshot_ids:
+        if conn.log.check_mode:
+            conn.log.plan("ec2.DeleteSnapshot", sid)
+        else:
+            delete_snapshot(conn, sid)

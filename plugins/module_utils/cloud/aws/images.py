@@ -23,7 +23,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.images import manife
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import (
     plan_image, validate_image_name,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import ImageProvider, Outcome
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
+    CloudBackend, ImageProvider, Outcome,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import human_size
 
 ROOT_DEVICE = "/dev/sda1"
@@ -46,13 +48,7 @@ def _diff_text(facts):
     return "\n".join(lines) + "\n"
 
 
-class AwsImages(ImageProvider):
-    def __init__(self, params):
-        self.params = params
-
-    @classmethod
-    def from_params(cls, params):
-        return cls(params)
+class AwsImages(CloudBackend, ImageProvider):
 
     def list_images(self, name=None):
         conn = AwsConnection(self.params, check_mode=True)
@@ -90,8 +86,7 @@ class AwsImages(ImageProvider):
             conn.log.plan("ebs.CompleteSnapshot", spec.name)
             if current:
                 conn.log.plan("ec2.DeregisterImage", current["id"])
-                for s in old_snaps:
-                    conn.log.plan("ec2.DeleteSnapshot", s)
+                ebs.delete_snapshots(conn, old_snaps)
             conn.log.plan("ec2.RegisterImage", spec.name, note)
             return Outcome(True, facts, before, after, warnings, conn.log.actions)
         own = dict(tags, Name=spec.name, CreatedBy=identity.CREATED_BY)
@@ -104,8 +99,7 @@ class AwsImages(ImageProvider):
         try:
             if current:  # the name is free only once the old AMI is gone
                 deregister(conn, current["id"])
-                for s in old_snaps:
-                    ebs.delete_snapshot(conn, s)
+                ebs.delete_snapshots(conn, old_snaps)
             image_id = self._register(conn, spec.name, snapshot_id, build, dict(own))
         except BaseException:
             ebs.delete_snapshot(conn, snapshot_id, quiet_errors=True)
@@ -116,11 +110,9 @@ class AwsImages(ImageProvider):
 
     @staticmethod
     def _owned_snapshot(conn, current):
-        if not current or not current["built_by_collection"] or not current["snapshot_id"]:
+        if not current or not current["built_by_collection"]:
             return []
-        snap = ebs.snapshot_state(conn, current["snapshot_id"])
-        tags = resources.tag_dict(snap) if snap else {}
-        return [current["snapshot_id"]] if tags.get(identity.KIND) == "image" else []
+        return ebs.owned_snapshot(conn, current["snapshot_id"], "image")
 
     @staticmethod
     def _register(conn, name, snapshot_id, build, tags):
@@ -161,13 +153,10 @@ class AwsImages(ImageProvider):
         snaps = self._owned_snapshot(conn, current)
         if check_mode:
             conn.log.plan("ec2.DeregisterImage", current["id"])
-            for s in snaps:
-                conn.log.plan("ec2.DeleteSnapshot", s)
         else:
             deregister(conn, current["id"])
-            for s in snaps:
-                ebs.delete_snapshot(conn, s)
             identity.HashCache(conn.home, "aws", "images", name).drop()
+        ebs.delete_snapshots(conn, snaps)
         return Outcome(True, None, _diff_text(current) if want_diff else "", "",
                        actions=conn.log.actions)
 

@@ -25,7 +25,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.local.instances impo
     validate_instance_name,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
-    InstanceProvider, Outcome,
+    CloudBackend, InstanceProvider, Outcome,
 )
 
 DEFAULT_TYPE = "t2.micro"  # as ops
@@ -68,13 +68,7 @@ def _state_text(inst):
     return json.dumps(shown, indent=1, sort_keys=True) + "\n"
 
 
-class AwsInstances(InstanceProvider):
-    def __init__(self, params):
-        self.params = params
-
-    @classmethod
-    def from_params(cls, params):
-        return cls(params)
+class AwsInstances(CloudBackend, InstanceProvider):
 
     def list_instances(self, name=None, check_mode=False):
         conn = AwsConnection(self.params, check_mode=True)

@@ -19,7 +19,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import MountProvider, Outcome
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
+    CloudBackend, MountProvider, Outcome,
+)
 
 READ_ONLY_NOTE = ("EBS has no read-only attachment: volume %s is attached read-write, and the "
                   "guest mounts it read-only only where the image's manifest says :ro")
@@ -133,13 +135,7 @@ def _wait_mapping(conn, instance_id, volume_id, device, present):
         conn.wait_timeout)
 
 
-class AwsMounts(MountProvider):
-    def __init__(self, params):
-        self.params = params
-
-    @classmethod
-    def from_params(cls, params):
-        return cls(params)
+class AwsMounts(CloudBackend, MountProvider):
 
     def attached(self, p, check_mode=False):
         if p.get("attach_id") is not None:

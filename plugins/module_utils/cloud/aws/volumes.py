@@ -21,7 +21,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
+    CloudBackend, Outcome, VolumeProvider,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     SECTOR, TFSFormatError, format_uuid,
 )
@@ -61,15 +63,8 @@ def _diff_text(v, entries=None):
     return "\n".join(lines + (render(entries) if entries else [])) + "\n"
 
 
-class AwsVolumes(VolumeProvider):
+class AwsVolumes(CloudBackend, VolumeProvider):
     name = "aws"
-
-    def __init__(self, params):
-        self.params = params
-
-    @classmethod
-    def from_params(cls, params):
-        return cls(params)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -143,13 +138,10 @@ class AwsVolumes(VolumeProvider):
         snaps = owned_snapshots(conn, item)
         if check_mode:
             conn.log.plan("ec2.DeleteVolume", v["VolumeId"])
-            for s in snaps:
-                conn.log.plan("ec2.DeleteSnapshot", s)
         else:
             delete_volume(conn, v["VolumeId"])
-            for s in snaps:
-                ebs.delete_snapshot(conn, s)
             identity.HashCache(conn.home, "aws", "volumes", spec.name).drop()
+        ebs.delete_snapshots(conn, snaps)
         return Outcome(True, item, _diff_text(item) if want_diff else "", "",
                        actions=conn.log.actions)
 
@@ -165,16 +157,9 @@ def refuse_attached(v, what):
 
 def owned_snapshots(conn, item):
     """The snapshot a volume was made from, when this collection made it for that volume."""
-    sid = item.get("snapshot_id")
-    if not sid or not item.get("built_by_collection"):
+    if not item.get("built_by_collection"):
         return []
-    snap = ebs.snapshot_state(conn, sid)
-    if snap is None:
-        return []
-    tags = resources.tag_dict(snap)
-    if tags.get(identity.KIND) == "volume" and tags.get("Name") == item["name"]:
-        return [sid]
-    return []
+    return ebs.owned_snapshot(conn, item.get("snapshot_id"), "volume", item["name"])
 
 
 def delete_volume(conn, volume_id):
@@ -356,8 +341,8 @@ class _Job:
                 VolumeIds=[volume_id])["VolumesModifications"]
             state = mods[-1]["ModificationState"] if mods else "completed"
             if state == "failed":
-                raise OpsError("growing volume %s failed: %s" % (volume_id,
-                                                                mods[-1].get("StatusMessage")))
+                raise OpsError("growing volume %s failed: %s"
+                               % (volume_id, mods[-1].get("StatusMessage")))
             return state in ("optimizing", "completed"), state
         if self.conn.wait:
             wait_until(probe, "volume %s to grow" % volume_id, self.conn.wait_timeout)
@@ -380,15 +365,13 @@ class _Job:
             conn.log.plan("ebs.CompleteSnapshot", self.spec.name)
             conn.log.plan("ec2.CreateVolume", self.spec.name, "replaces %s" % v["VolumeId"])
             conn.log.plan("ec2.DeleteVolume", v["VolumeId"])
-            for s in old_snaps:
-                conn.log.plan("ec2.DeleteSnapshot", s)
+            ebs.delete_snapshots(conn, old_snaps)
             return Outcome(True, after_item, before, after)
         snapshot_id, stats = self._build_and_send(bytes.fromhex(uuid.replace("-", "")), gib,
                                                   parent=parent)
         new = self._create_volume(snapshot_id, gib, uuid)
         delete_volume(conn, v["VolumeId"])
-        for s in old_snaps:
-            ebs.delete_snapshot(conn, s)
+        ebs.delete_snapshots(conn, old_snaps)
         volume = dict(resources.describe_volume(new), **plan_facts(
             self.plan, self.log, self.spec.name, self.spec.tfs_version))
         volume.update(upload=stats.as_dict(), replaced=v["VolumeId"], rebuilt_because=reasons)

@@ -81,7 +81,6 @@ def mount(cloud, check_mode=False, state="attached", **kw):
     return (b.detached if state == "detached" else b.attached)(prm, check_mode=check_mode)
 
 
-
 def test_image_mount_keys_are_checked_against_cloud_volumes(cloud, kernel, c_programs):
     with pytest.raises(OpsError, match="mount key 'assets' matches no volume in the cloud"):
         image(cloud, c_programs, mounts={"assets": "/assets"})

@@ -46,16 +46,35 @@ def _free_port():
     return port
 
 
-def start(state_dir, timeout=30.0):
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    port = _free_port()
+def _spawn(state_dir, port):
+    """Start moto_server in its own session and return at once: run in a short-lived process
+    of its own, so that the server is nobody's child (tests that reap children see none)."""
     exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
     env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false",
                MOTO_RECORDER_FILEPATH=os.path.join(state_dir, "recording.jsonl"))
-    log = open(os.path.join(state_dir, "moto.log"), "ab")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, env=env, cwd=state_dir,
-                            start_new_session=True)
+    with open(os.path.join(state_dir, "moto.log"), "ab") as log:
+        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log,
+                                stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=state_dir,
+                                start_new_session=True)
+    with open(os.path.join(state_dir, "moto.pid"), "w") as f:
+        f.write(str(proc.pid))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def start(state_dir, timeout=30.0):
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    port = _free_port()
+    subprocess.run([sys.executable, os.path.abspath(__file__), "_spawn", state_dir, str(port)],
+                   check=True)
+    with open(os.path.join(state_dir, "moto.pid")) as f:
+        pid = int(f.read())
     url = "http://127.0.0.1:%d" % port
     deadline = time.monotonic() + timeout
     while True:
@@ -63,12 +82,10 @@ def start(state_dir, timeout=30.0):
             urllib.request.urlopen(url + "/moto-api/reset", data=b"", timeout=2).read()
             break
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if not _alive(pid) or time.monotonic() > deadline:
                 raise RuntimeError("moto_server did not start; see %s/moto.log" % state_dir)
             time.sleep(0.1)
-    with open(os.path.join(state_dir, "moto.pid"), "w") as f:
-        f.write(str(proc.pid))
-    return {"endpoint_url": url, "pid": proc.pid}
+    return {"endpoint_url": url, "pid": pid}
 
 
 def stop(state_dir):
@@ -82,9 +99,7 @@ def stop(state_dir):
     except OSError:
         return False
     for dummy in range(50):
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not _alive(pid):
             break
         time.sleep(0.1)
     os.unlink(os.path.join(state_dir, "moto.pid"))
@@ -145,7 +160,9 @@ def calls(url):
 
 def main(argv):
     cmd, arg = argv[1], argv[2]
-    if cmd == "start":
+    if cmd == "_spawn":
+        _spawn(arg, int(argv[3]))
+    elif cmd == "start":
         print(json.dumps(start(arg)))
     elif cmd == "stop":
         print(json.dumps({"stopped": stop(arg)}))

@@ -48,12 +48,15 @@ CLOUD_ONLY = ("region", "zone", "endpoint_url", "profile", "access_key", "secret
 
 class OpsModule:
     def __init__(self, argument_spec, providers=False, **kwargs):
+        """providers: True for a module with a backend per provider; "accepted" for a module
+        that works on the ops home whatever the provider (kernels), which takes the provider
+        options only so that one module_defaults entry for the action group fits every module."""
         spec = dict(OPS_HOME_ARGS)
         if providers:
             spec.update(PROVIDER_ARGS)
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
-        if providers and self.params["provider"] == "onprem":
+        if providers is True and self.params["provider"] == "onprem":
             extra = [k for k in CLOUD_ONLY if self.params.get(k) is not None]
             if extra:
                 self.module.fail_json(msg="%s: only a cloud provider uses %s; set provider "

@@ -23,6 +23,9 @@ author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
     support: full
@@ -69,6 +72,10 @@ options:
     description: Check the server's TLS certificate when O(src) is an https URL.
     type: bool
     default: true
+notes:
+  - Kernels live in the ops home on the managed host whatever O(provider) says (cloud images are
+    built locally too); the provider options are accepted, and ignored, so that one
+    C(module_defaults) entry for the C(group/unikernel.ops.ops) action group fits every module.
 seealso:
   - module: unikernel.ops.ops_image
 """
@@ -165,6 +172,7 @@ def main():
             timeout=dict(type="int", default=60),
             validate_certs=dict(type="bool", default=True),
         ),
+        providers="accepted",
         supports_check_mode=True,
     )
     m.run(run)

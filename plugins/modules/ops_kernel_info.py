@@ -20,10 +20,17 @@ author:
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.INFO_ATTRIBUTES
+  - unikernel.ops.ops_home.PROVIDER
+  - unikernel.ops.aws
+  - unikernel.ops.aws.WAITS
 options:
   nanos_version:
     description: Resolve this version instead of the one C(latest.txt) names.
     type: str
+notes:
+  - Kernels live in the ops home on the managed host whatever O(provider) says (cloud images are
+    built locally too); the provider options are accepted, and ignored, so that one
+    C(module_defaults) entry for the C(group/unikernel.ops.ops) action group fits every module.
 seealso:
   - module: unikernel.ops.ops_kernel
 """
@@ -80,7 +87,8 @@ def run(m):
 
 
 def main():
-    m = OpsModule(argument_spec=dict(nanos_version=dict(type="str")), supports_check_mode=True)
+    m = OpsModule(argument_spec=dict(nanos_version=dict(type="str")), supports_check_mode=True,
+                  providers="accepted")
     m.run(run)
 
 

@@ -83,12 +83,20 @@ class AwsConnection:
         self.region = session.region_name
         if not self.region:
             raise OpsError("no AWS region: set region (or zone, or AWS_DEFAULT_REGION)")
-        config = botocore.config.Config(retries=RETRIES, max_pool_connections=32,
-                                        user_agent_extra="unikernel.ops")
-        verify = params.get("validate_certs", True)
-        endpoint = params.get("endpoint_url")
-        self.ec2 = session.client("ec2", endpoint_url=endpoint, verify=verify, config=config)
-        self.ebs = session.client("ebs", endpoint_url=endpoint, verify=verify, config=config)
+        self._session = session
+        self._client_args = dict(
+            endpoint_url=params.get("endpoint_url"), verify=params.get("validate_certs", True),
+            config=botocore.config.Config(retries=RETRIES, max_pool_connections=32,
+                                          user_agent_extra="unikernel.ops"))
+        self.ec2 = session.client("ec2", **self._client_args)
+        self._ebs = None
+
+    @property
+    def ebs(self):
+        """The EBS direct API client, made when first needed (most tasks never send a block)."""
+        if self._ebs is None:
+            self._ebs = self._session.client("ebs", **self._client_args)
+        return self._ebs
 
     @staticmethod
     def _region_of_zone(zone):

@@ -146,10 +146,16 @@ def calls(url):
     except OSError:
         return []  # nothing was recorded (moto answers 500 before the first request)
     out = []
-    for line in raw.splitlines():
-        if not line.strip():
-            continue
-        entry = json.loads(line)
+    # moto writes each entry and its newline in two writes, so parallel requests can put two
+    # entries on one line: decode one JSON value after another instead of line by line
+    decoder = json.JSONDecoder()
+    pos = 0
+    while True:
+        while pos < len(raw) and raw[pos].isspace():
+            pos += 1
+        if pos >= len(raw):
+            break
+        entry, pos = decoder.raw_decode(raw, pos)
         if "/moto-api/" in entry.get("url", ""):
             continue
         service, op = _classify(entry)

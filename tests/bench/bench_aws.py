@@ -40,7 +40,8 @@ import tempfile
 import time
 import urllib.request
 
-import bench_common  # noqa: F401  pylint: disable=unused-import  (makes the collection importable)
+# bench_common makes ansible_collections.unikernel.ops importable
+import bench_common  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws import ebs  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec, backend  # noqa: E402
@@ -264,9 +265,9 @@ def bench_bytes_and_reruns(url, work, src, nfiles, nbytes):
     print("  1 MB file rewritten, force=True: changed=%s, present() %.2f s, upload %.3f s" % (
         rebuilt.changed, wall_force, nup["seconds"]))
     print("    blocks sent %d (%d bytes; %d zero blocks), unchanged skipped %d, blocks the "
-          "endpoint holds in the new snapshot %d" % (nup["blocks_sent"], nup["bytes_sent"],
-                                                    nup["zero_blocks_sent"],
-                                                    nup["blocks_unchanged"], stored))
+          "endpoint holds in the new snapshot %d"
+          % (nup["blocks_sent"], nup["bytes_sent"], nup["zero_blocks_sent"],
+             nup["blocks_unchanged"], stored))
     print("    blocks that differ between the old and new chains read back: %d (%d bytes), "
           "indexes %s" % (len(differ), len(differ) * BLOCK, differ))
     print("    ratio blocks sent / blocks that differ: %.2f x  (goal 1.00x); new file reads back "

@@ -24,6 +24,7 @@ options:
       - The availability zone of volumes and instances, for example V(us-east-1a). Required to
         create a volume or run an instance; checked against the region's zones before anything
         is changed.
+      - With O(provider=gcp), the zone of disks and instances, for example V(us-central1-a).
       - Only with a cloud O(provider).
     type: str
     aliases: [availability_zone]
@@ -31,6 +32,7 @@ options:
     description:
       - Send every EC2 and EBS request to this URL instead of AWS' own endpoints, for example a
         local test endpoint. E(AWS_ENDPOINT_URL) works as in boto3.
+      - With O(provider=gcp), the Compute Engine API endpoint (operations are polled there too).
       - Only with a cloud O(provider).
     type: str
     aliases: [aws_endpoint_url]

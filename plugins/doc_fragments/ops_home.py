@@ -33,9 +33,12 @@ options:
       - V(aws) is EC2 and EBS in O(region), reached with the options of the
         unikernel.ops.aws documentation fragment; volumes and images are built locally with the
         same engine and sent as EBS snapshots with the EBS direct API.
+      - V(gcp) is Compute Engine in O(project) and O(zone), reached with the options of the
+        unikernel.ops.gcp documentation fragment; volumes and images are built locally with the
+        same engine and imported from the staging O(bucket).
       - Options that only a cloud uses are an error with V(onprem).
     type: str
-    choices: [onprem, aws]
+    choices: [onprem, aws, gcp]
     default: onprem
 """
 

@@ -24,7 +24,7 @@ OPS_HOME_ARGS = dict(
 # Documented by the unikernel.ops.ops_home.PROVIDER, unikernel.ops.aws and unikernel.ops.cloud
 # doc fragments; keep them in step.
 PROVIDER_ARGS = dict(
-    provider=dict(type="str", choices=["onprem", "aws"], default="onprem"),
+    provider=dict(type="str", choices=["onprem", "aws", "gcp"], default="onprem"),
     # AWS connection, named as amazon.aws names them
     region=dict(type="str", aliases=["aws_region"]),
     zone=dict(type="str", aliases=["availability_zone"]),
@@ -34,6 +34,13 @@ PROVIDER_ARGS = dict(
     secret_key=dict(type="str", aliases=["aws_secret_access_key"], no_log=True),
     session_token=dict(type="str", aliases=["aws_session_token"], no_log=True),
     validate_certs=dict(type="bool", default=True),
+    # GCP, named as google.cloud names them
+    project=dict(type="str"),
+    bucket=dict(type="str"),
+    storage_endpoint_url=dict(type="str"),
+    auth_kind=dict(type="str", choices=["application", "serviceaccount", "accesstoken"]),
+    service_account_file=dict(type="path"),
+    access_token=dict(type="str", no_log=True),
     # every cloud: bounded waits for what a mutating call started
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=600),
@@ -42,8 +49,10 @@ PROVIDER_ARGS = dict(
 # Options that only a cloud provider uses; on onprem a value for one of them is an error rather
 # than silently ignored.
 CLOUD_ONLY = ("region", "zone", "endpoint_url", "profile", "access_key", "secret_key",
-              "session_token", "volume_type", "iops", "throughput", "encrypted", "tags",
-              "instance_type", "subnet_id", "security_groups")
+              "session_token", "project", "bucket", "storage_endpoint_url", "auth_kind",
+              "service_account_file", "access_token", "volume_type", "iops", "throughput",
+              "encrypted", "tags", "instance_type", "subnet_id", "security_groups",
+              "machine_type", "network", "network_tags")
 
 
 class OpsModule:
@@ -60,7 +69,7 @@ class OpsModule:
             extra = [k for k in CLOUD_ONLY if self.params.get(k) is not None]
             if extra:
                 self.module.fail_json(msg="%s: only a cloud provider uses %s; set provider "
-                                          "(aws) or leave %s out" % (
+                                          "(aws, gcp) or leave %s out" % (
                                               ", ".join(extra),
                                               "them" if len(extra) > 1 else "it",
                                               "them" if len(extra) > 1 else "it"))

@@ -150,7 +150,18 @@ def _aws():
             "mounts": AwsMounts}
 
 
-PROVIDERS = {"onprem": _onprem, "aws": _aws}
+def _gcp():
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.images import GcpImages
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.instances import (
+        GcpInstances,
+    )
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.mounts import GcpMounts
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.volumes import GcpVolumes
+    return {"volumes": GcpVolumes, "images": GcpImages, "instances": GcpInstances,
+            "mounts": GcpMounts}
+
+
+PROVIDERS = {"onprem": _onprem, "aws": _aws, "gcp": _gcp}
 
 
 def backend(kind, params):

@@ -27,6 +27,9 @@ description:
     state change is waited for (O(wait), O(wait_timeout)). Terminating it never deletes a
     volume. A mismatch (image, O(instance_type), zone) is acted on only with O(force=true),
     which replaces the instance.
+  - With O(provider=gcp), C(instances.insert) from the image of that name, O(volumes) attached at
+    boot with C(deviceName) V(persistent-disk-N) for V(%N) (read-only ones C(READ_ONLY)); the
+    states are waited for through the operations of the same endpoint.
 requirements:
   - qemu-system-x86_64 on the managed host
   - the Python package qemu.qmp on the managed host
@@ -36,6 +39,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
+  - unikernel.ops.gcp
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
@@ -130,10 +134,23 @@ options:
         O(provider=onprem)). Only with O(provider=aws).
     type: list
     elements: str
+  machine_type:
+    description:
+      - The Compute Engine machine type; V(e2-small) when omitted. Only with O(provider=gcp).
+    type: str
+  network:
+    description:
+      - The VPC network of the instance; V(default) when omitted. Only with O(provider=gcp).
+    type: str
+  network_tags:
+    description:
+      - Network tags (firewall rules select instances by them). Only with O(provider=gcp).
+    type: list
+    elements: str
   tags:
     description:
       - Tags of the instance besides those the collection sets (C(Name), C(CreatedBy),
-        C(unikernel-ops:*)). Only with a cloud O(provider).
+        C(unikernel-ops:*)); labels on GCP. Only with a cloud O(provider).
     type: dict
 seealso:
   - module: unikernel.ops.ops_mount
@@ -262,6 +279,9 @@ def main():
             instance_type=dict(type="str"),
             subnet_id=dict(type="str"),
             security_groups=dict(type="list", elements="str"),
+            machine_type=dict(type="str"),
+            network=dict(type="str"),
+            network_tags=dict(type="list", elements="str"),
             tags=dict(type="dict"),
         ),
         providers=True,

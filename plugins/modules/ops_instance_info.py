@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
+  - unikernel.ops.gcp
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:

@@ -28,6 +28,12 @@ description:
     device another volume holds (naming it), a volume attached to another instance, a volume in
     another zone. A volume already attached to the instance is no change. EBS has no read-only
     attachment, so O(read_only) only warns.
+  - With O(provider=gcp), C(attachDisk) with C(deviceName) V(persistent-disk-N) for V(%N) (N 1 to
+    127) or the lowest free N, C(READ_ONLY) when O(read_only), and C(detachDisk) by deviceName.
+    Nothing else - no C(reset), C(stop) or C(start) (ops resets the instance after every attach
+    and detach; Nanos sees the new disk through virtio-scsi rescan). Refused before any change -
+    a deviceName another disk holds, a disk attached read-write elsewhere, a disk not in
+    O(zone). The attachment is read back from the instance after the operation.
   - the Python package qemu.qmp on the managed host
 author:
   - unikernel.ops maintainers (@unikernel-ops)
@@ -35,6 +41,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
+  - unikernel.ops.gcp
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
@@ -62,6 +69,7 @@ options:
       - The N of an image's V(%N) mount - sets the SCSI C(device_id) V(persistent-disk-N) that
         Nanos matches V(%N) against.
       - With O(provider=aws), N is 1 to 25 and gives the device C(/dev/sd(a+N)).
+      - With O(provider=gcp), N is 1 to 127 and gives the C(deviceName) V(persistent-disk-N).
     type: int
   read_only:
     description: Attach read-only at QEMU's block layer (the guest cannot write even if it tries).

@@ -33,12 +33,21 @@ description:
     volume; refused while the volume is attached. A larger O(size) grows it in place
     (C(ModifyVolume)). V(absent) deletes the volume and the snapshot the collection made for it,
     and is refused while it is attached.
+  - With O(provider=gcp), the filesystem is built at a whole number of GiB, streamed as
+    C(disk.raw) in a sparse C(.tar.gz) (holes are never read or sent) to O(bucket) with a
+    resumable upload, imported with C(images.insert), and a persistent disk is made from that
+    image in O(zone). GCE names are strict, so the disk's name is derived from O(name) (itself
+    when valid, else with invalid characters replaced and a short hash added); the real name,
+    UUID, fingerprint, image and staging object are kept in its description. Unchanged sources,
+    O(force), growth (C(disks.resize)) and V(absent) (the disk, its image and its staging object)
+    behave as on AWS.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
   - unikernel.ops.ops_home
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
+  - unikernel.ops.gcp
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
@@ -98,8 +107,10 @@ options:
     default: false
   volume_type:
     description:
-      - The EBS volume type; V(gp3) when omitted. Only with O(provider=aws).
+      - The EBS volume type with O(provider=aws) (V(gp3) when omitted), the persistent disk type
+        with O(provider=gcp) (V(pd-balanced) when omitted).
     type: str
+    aliases: [disk_type]
   iops:
     description:
       - Provisioned IOPS (V(gp3), V(io1), V(io2)). Only with O(provider=aws).
@@ -306,7 +317,7 @@ def main():
             uuid=dict(type="str"),
             force=dict(type="bool", default=False),
             tfs_version=dict(type="int", choices=[4, 5], default=5),
-            volume_type=dict(type="str"),
+            volume_type=dict(type="str", aliases=["disk_type"]),
             iops=dict(type="int"),
             throughput=dict(type="int"),
             encrypted=dict(type="bool"),

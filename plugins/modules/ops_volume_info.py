@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.INFO_ATTRIBUTES
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
+  - unikernel.ops.gcp
   - unikernel.ops.aws.WAITS
 options:
   name:

@@ -17,6 +17,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws import ebs
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection import (
     AwsConnection, tag_list, user_tags,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.boot_volumes import VolumeRef
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images import manifest
@@ -30,13 +31,6 @@ from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import
 
 ROOT_DEVICE = "/dev/sda1"
 SIZE_TAG = identity.KEY_PREFIX + "size"
-
-
-class CloudVolumeRef:
-    """A cloud volume as the manifest's mount check sees one (path: the cloud's id)."""
-
-    def __init__(self, name, uuid, path):
-        self.name, self.uuid, self.path = name, uuid, path
 
 
 def _diff_text(facts):
@@ -59,7 +53,7 @@ class AwsImages(CloudBackend, ImageProvider):
         warnings = manifest.load_config(spec, config)
         tags = user_tags(self.params.get("tags"))
         conn = AwsConnection(self.params, check_mode)
-        vols = [CloudVolumeRef(v["name"], v["uuid"], v["id"])
+        vols = [VolumeRef(v["name"], v["uuid"], v["id"])
                 for v in map(resources.describe_volume, resources.volumes(conn)) if v["name"]]
         cache = identity.HashCache(conn.home, "aws", "images", spec.name)
         build = plan_image(conn.home, spec, vols, cache.load(), shares=False, min_size=ebs.GIB)

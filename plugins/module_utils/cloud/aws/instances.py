@@ -16,6 +16,9 @@ import json
 
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws import mounts, resources
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.boot_volumes import (
+    parse_boot_volumes, refuse_local_options,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection import (
     AwsConnection, tag_dict, tag_list, user_tags,
 )
@@ -29,35 +32,6 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
 )
 
 DEFAULT_TYPE = "t2.micro"  # as ops
-
-
-def _boot_items(volumes):
-    out = []
-    for item in volumes or []:
-        if isinstance(item, str):
-            item = {"volume": item}
-        if not isinstance(item, dict) or not item.get("volume"):
-            raise OpsError("volumes: each item is a volume name or {volume, attach_id, "
-                           "read_only}, not %r" % (item,))
-        attach_id = item.get("attach_id")
-        if attach_id is not None:
-            try:
-                attach_id = int(attach_id)
-            except (TypeError, ValueError):
-                raise OpsError("volumes: attach_id %r of volume %s is not a number"
-                               % (attach_id, item["volume"]))
-            resources.attach_device(attach_id)
-        out.append({"volume": str(item["volume"]), "attach_id": attach_id,
-                    "read_only": bool(item.get("read_only"))})
-    names = [i["volume"] for i in out]
-    for n in set(names):
-        if names.count(n) > 1:
-            raise OpsError("volume %s is given twice" % n)
-    ids = [i["attach_id"] for i in out if i["attach_id"] is not None]
-    for n in set(ids):
-        if ids.count(n) > 1:
-            raise OpsError("attach_id %%%d is given to two volumes" % n)
-    return out
 
 
 def _state_text(inst):
@@ -78,14 +52,8 @@ class AwsInstances(CloudBackend, InstanceProvider):
 
     def ensure(self, p, check_mode=False):
         name = validate_instance_name(p["name"])
-        for opt in ("ports", "shares"):
-            if p.get(opt):
-                raise OpsError("%s applies to provider onprem only; on AWS open ports with "
-                               "security_groups, and mount volumes instead of 9p shares" % opt)
-        if p.get("wait_for"):
-            raise OpsError("wait_for reads the console of a local instance; with provider aws "
-                           "leave it out (the instance is waited for until it is running)")
-        boot = _boot_items(p.get("volumes"))
+        refuse_local_options(p, "aws")
+        boot = parse_boot_volumes(p.get("volumes"), resources.attach_device)
         tags = user_tags(p.get("tags"))
         conn = AwsConnection(self.params, check_mode)
         job = _Job(conn, p, name, boot, tags)

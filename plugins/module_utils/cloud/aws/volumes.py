@@ -24,16 +24,14 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
     CloudBackend, Outcome, VolumeProvider,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
-    SECTOR, TFSFormatError, format_uuid,
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.volume_build import (
+    SourcePlan, mismatch_warning,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import TFSFormatError, format_uuid
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
-    TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
-)
-from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import listing, render
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import render
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import (
-    content_item, default_size, plan_facts, tfs_facts,
+    content_item, tfs_facts,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     human_size, normalize_uuid, parse_size, validate_name,
@@ -108,18 +106,14 @@ class AwsVolumes(CloudBackend, VolumeProvider):
         conn = AwsConnection(self.params, check_mode)
         zone = conn.require_zone()
         existing = resources.find_volume(conn, spec.name)
-        plan = plan_tree(spec.source, check_mode) if spec.source else TreePlan()
-        log = prepare(plan, version=spec.tfs_version)
-        need = required_sectors(plan, log) * SECTOR
-        cache = identity.HashCache(conn.home, "aws", "volumes", spec.name)
-        digest, hashes = identity.volume_fingerprint(plan, log, spec.tfs_version, cache.load())
-        job = _Job(conn, spec, plan, log, need, digest, zone, vtype, tags, want_diff)
+        src = SourcePlan(conn.home, "aws", spec, check_mode)
+        job = _Job(conn, spec, src, zone, vtype, tags, want_diff)
         if existing is None:
             outcome = job.create(want_size)
         else:
             outcome = job.update(existing, want_size)
-        if not check_mode and spec.source:
-            cache.save(hashes)
+        if not check_mode:
+            src.save_hashes()
         outcome.actions = conn.log.actions
         return outcome
 
@@ -187,9 +181,9 @@ def wait_volume(conn, volume_id, states, what):
 class _Job:
     """One present() run: what the source is and what exists."""
 
-    def __init__(self, conn, spec, plan, log, need, digest, zone, vtype, tags, want_diff):
-        self.conn, self.spec, self.plan, self.log, self.need = conn, spec, plan, log, need
-        self.digest, self.zone, self.vtype, self.tags = digest, zone, vtype, tags
+    def __init__(self, conn, spec, src, zone, vtype, tags, want_diff):
+        self.conn, self.spec, self.src = conn, spec, src
+        self.digest, self.zone, self.vtype, self.tags = src.digest, zone, vtype, tags
         self.want_diff = want_diff
 
     def _tags(self, uuid, kind, snapshot=None):
@@ -205,26 +199,13 @@ class _Job:
         return out
 
     def _after_entries(self):
-        return listing(self.plan.root) if self.want_diff else None
-
-    def _size(self, want_size):
-        size = want_size if want_size is not None else default_size(self.need)
-        if size < self.need:
-            raise OpsError(
-                "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
-                "file data, its log, and the 1 MiB the guest keeps free for its own log)"
-                % (self.spec.size, size, self.need, human_size(self.plan.data_bytes)),
-                needed=self.need)
-        return size
+        return self.src.entries() if self.want_diff else None
 
     def _build_and_send(self, uuid_bytes, gib, parent=None):
         """Build the TFS at gib GiB into a scratch file and send it; (snapshot id, stats)."""
         size = gib * GIB
         uuid = format_uuid(uuid_bytes)
-        with self.conn.home.scratch_file() as fd:
-            os.ftruncate(fd, size)
-            write_filesystem(fd, self.plan, self.log, uuid_bytes, self.spec.name, size,
-                             self.spec.tfs_version)
+        with self.src.built(self.conn.home, uuid_bytes, size) as fd:
             return ebs.upload_snapshot(self.conn, fd, size, self.spec.name,
                                        self._tags(uuid, "volume"), parent=parent)
 
@@ -251,14 +232,13 @@ class _Job:
         return wait_volume(self.conn, vid, ("available",), "volume %s to be available" % vid)
 
     def _predicted(self, size, uuid, snapshot_id=None):
-        facts = plan_facts(self.plan, self.log, self.spec.name, self.spec.tfs_version)
-        return dict(facts, name=self.spec.name, id=None, uuid=uuid, size=size,
+        return dict(self.src.facts(), name=self.spec.name, id=None, uuid=uuid, size=size,
                     size_gib=size // GIB, zone=self.zone, volume_type=self.vtype,
                     fingerprint=self.digest if self.spec.source else None,
                     snapshot_id=snapshot_id, attachments=[], tags=self.tags, provider="aws")
 
     def create(self, want_size):
-        size = self._size(want_size)
+        size = self.src.size(want_size)
         gib = ebs.gib_for(size)
         notes = []
         if gib * GIB != size:
@@ -279,8 +259,7 @@ class _Job:
             return Outcome(True, volume, "", after)
         snapshot_id, stats = self._build_and_send(uuid_bytes, gib)
         v = self._create_volume(snapshot_id, gib, uuid)
-        volume = dict(resources.describe_volume(v), **plan_facts(
-            self.plan, self.log, self.spec.name, self.spec.tfs_version))
+        volume = dict(resources.describe_volume(v), **self.src.facts())
         volume.update(upload=stats.as_dict(), notes=notes, requested_size=size)
         return Outcome(True, volume, "", after)
 
@@ -300,24 +279,13 @@ class _Job:
                 ebs.gib_for(want_size) < item["size_gib"]:
             raise OpsError("volume %r is %d GiB and size %s asks for less: shrinking would lose "
                            "data and is refused" % (spec.name, item["size_gib"], spec.size))
-        reasons = []
-        if spec.source:
-            if not item["fingerprint"]:
-                reasons.append("it was not built by this collection, so its content cannot be "
-                               "compared with the source")
-            elif item["fingerprint"] != self.digest:
-                reasons.append("its content differs from the source")
-        if item["tfs_version"] and item["tfs_version"] != spec.tfs_version:
-            reasons.append("it is TFS version %d, not %d" % (item["tfs_version"], spec.tfs_version))
+        reasons = self.src.reasons(item["fingerprint"], item["tfs_version"])
         want_gib = ebs.gib_for(want_size) if want_size else item["size_gib"]
         before = _diff_text(item) if self.want_diff else ""
         if reasons and spec.force:
             return self._rebuild(v, item, max(want_gib, item["size_gib"]), reasons, before)
         if reasons:
-            warnings.append(
-                "volume %r does not match %s: %s. Nothing in it was changed; set force: true to "
-                "rebuild it from the source (keeping UUID %s). A rebuild replaces everything a "
-                "guest wrote to it." % (spec.name, spec.source, "; ".join(reasons), item["uuid"]))
+            warnings.append(mismatch_warning(spec, reasons, item["uuid"]))
         if want_gib <= item["size_gib"]:
             return Outcome(False, item, before, before, warnings)
         after_item = dict(item, size=want_gib * GIB, size_gib=want_gib)
@@ -352,7 +320,7 @@ class _Job:
         the old volume and its snapshot deleted. Refused while the volume is attached."""
         conn = self.conn
         refuse_attached(v, "rebuilding")
-        gib = max(gib, ebs.gib_for(self.need))
+        gib = max(gib, ebs.gib_for(self.src.need))
         uuid = item["uuid"] or format_uuid(os.urandom(16))
         after_item = self._predicted(gib * GIB, uuid)
         after = _diff_text(after_item, self._after_entries())
@@ -372,7 +340,6 @@ class _Job:
         new = self._create_volume(snapshot_id, gib, uuid)
         delete_volume(conn, v["VolumeId"])
         ebs.delete_snapshots(conn, old_snaps)
-        volume = dict(resources.describe_volume(new), **plan_facts(
-            self.plan, self.log, self.spec.name, self.spec.tfs_version))
+        volume = dict(resources.describe_volume(new), **self.src.facts())
         volume.update(upload=stats.as_dict(), replaced=v["VolumeId"], rebuilt_because=reasons)
         return Outcome(True, volume, before, after)

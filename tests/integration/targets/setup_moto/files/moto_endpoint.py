@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -38,7 +39,7 @@ _EBS = (("POST", "/snapshots/completion/", "CompleteSnapshot"),
         ("POST", "/snapshots", "StartSnapshot"))
 
 
-def _free_port():
+def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -46,18 +47,38 @@ def _free_port():
     return port
 
 
-def _spawn(state_dir, port):
-    """Start moto_server in its own session and return at once: run in a short-lived process
-    of its own, so that the server is nobody's child (tests that reap children see none)."""
-    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false",
-               MOTO_RECORDER_FILEPATH=os.path.join(state_dir, "recording.jsonl"))
-    with open(os.path.join(state_dir, "moto.log"), "ab") as log:
-        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log,
-                                stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=state_dir,
+def spawn_detached(argv, state_dir, name, env=None):
+    """Start argv in its own session and return at once, from a short-lived process of its own
+    (`python moto_endpoint.py _spawn ...`), so that the server is nobody's child: tests that reap
+    children see none. Its pid goes to STATE_DIR/NAME.pid, its output to STATE_DIR/NAME.log."""
+    subprocess.run([sys.executable, os.path.abspath(__file__), "_spawn", state_dir, name,
+                    json.dumps(argv), json.dumps(env or {})], check=True)
+    with open(os.path.join(state_dir, name + ".pid")) as f:
+        return int(f.read())
+
+
+def _spawn(state_dir, name, argv, env):
+    with open(os.path.join(state_dir, name + ".log"), "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, **env), cwd=state_dir,
                                 start_new_session=True)
-    with open(os.path.join(state_dir, "moto.pid"), "w") as f:
+    with open(os.path.join(state_dir, name + ".pid"), "w") as f:
         f.write(str(proc.pid))
+
+
+def wait_http(url, pid, timeout, what, data=None):
+    """Until url answers (a POST when data is given), or the server died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, data=data, timeout=2).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if not _alive(pid) or time.monotonic() > deadline:
+                raise RuntimeError("%s did not start" % what)
+            time.sleep(0.1)
 
 
 def _alive(pid):
@@ -70,27 +91,20 @@ def _alive(pid):
 
 def start(state_dir, timeout=30.0):
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    port = _free_port()
-    subprocess.run([sys.executable, os.path.abspath(__file__), "_spawn", state_dir, str(port)],
-                   check=True)
-    with open(os.path.join(state_dir, "moto.pid")) as f:
-        pid = int(f.read())
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    env = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+           "MOTO_RECORDER_FILEPATH": os.path.join(state_dir, "recording.jsonl")}
+    pid = spawn_detached([exe, "-H", "127.0.0.1", "-p", str(port)], state_dir, "moto", env)
     url = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/reset", data=b"", timeout=2).read()
-            break
-        except OSError:
-            if not _alive(pid) or time.monotonic() > deadline:
-                raise RuntimeError("moto_server did not start; see %s/moto.log" % state_dir)
-            time.sleep(0.1)
+    wait_http(url + "/moto-api/reset", pid, timeout, "moto_server (see %s/moto.log)" % state_dir,
+              data=b"")
     return {"endpoint_url": url, "pid": pid}
 
 
-def stop(state_dir):
+def stop(state_dir, name="moto"):
     try:
-        with open(os.path.join(state_dir, "moto.pid")) as f:
+        with open(os.path.join(state_dir, name + ".pid")) as f:
             pid = int(f.read())
     except (OSError, ValueError):
         return False
@@ -102,7 +116,7 @@ def stop(state_dir):
         if not _alive(pid):
             break
         time.sleep(0.1)
-    os.unlink(os.path.join(state_dir, "moto.pid"))
+    os.unlink(os.path.join(state_dir, name + ".pid"))
     return True
 
 
@@ -167,7 +181,7 @@ def calls(url):
 def main(argv):
     cmd, arg = argv[1], argv[2]
     if cmd == "_spawn":
-        _spawn(arg, int(argv[3]))
+        _spawn(arg, argv[3], json.loads(argv[4]), json.loads(argv[5]))
     elif cmd == "start":
         print(json.dumps(start(arg)))
     elif cmd == "stop":

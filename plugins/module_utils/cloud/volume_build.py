@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, unikernel.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every cloud's volume backend does before it talks to its cloud: plan the source tree,
+fingerprint it, size the volume, and build the same TFS the on-prem backend writes into a
+scratch file that is always removed."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import os
+
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
+from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import SECTOR
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
+    TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import listing
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import (
+    default_size, plan_facts,
+)
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import human_size
+
+GIB = 1024 ** 3
+
+
+def gib_for(size):
+    return -(-size // GIB)
+
+
+class SourcePlan:
+    """A volume spec's source, planned and fingerprinted (file hashes cached per cloud)."""
+
+    def __init__(self, home, provider, spec, check_mode):
+        self.spec = spec
+        self.plan = plan_tree(spec.source, check_mode) if spec.source else TreePlan()
+        self.log = prepare(self.plan, version=spec.tfs_version)
+        self.need = required_sectors(self.plan, self.log) * SECTOR
+        self.cache = identity.HashCache(home, provider, "volumes", spec.name)
+        self.digest, self.hashes = identity.volume_fingerprint(
+            self.plan, self.log, spec.tfs_version, self.cache.load())
+
+    def save_hashes(self):
+        if self.spec.source:
+            self.cache.save(self.hashes)
+
+    def facts(self):
+        return plan_facts(self.plan, self.log, self.spec.name, self.spec.tfs_version)
+
+    def entries(self):
+        return listing(self.plan.root)
+
+    def size(self, want_size):
+        """The size a new volume gets (before the cloud's rounding)."""
+        size = want_size if want_size is not None else default_size(self.need)
+        if size < self.need:
+            raise OpsError(
+                "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
+                "file data, its log, and the 1 MiB the guest keeps free for its own log)"
+                % (self.spec.size, size, self.need, human_size(self.plan.data_bytes)),
+                needed=self.need)
+        return size
+
+    def reasons(self, fingerprint, tfs_version):
+        """Why an existing volume does not hold this source (empty: it does)."""
+        out = []
+        if self.spec.source:
+            if not fingerprint:
+                out.append("it was not built by this collection, so its content cannot be "
+                           "compared with the source")
+            elif fingerprint != self.digest:
+                out.append("its content differs from the source")
+        if tfs_version and int(tfs_version) != self.spec.tfs_version:
+            out.append("it is TFS version %s, not %d" % (tfs_version, self.spec.tfs_version))
+        return out
+
+    @contextlib.contextmanager
+    def built(self, home, uuid_bytes, size):
+        """The TFS at `size` bytes in a scratch file (sparse); yields its fd."""
+        with home.scratch_file() as fd:
+            os.ftruncate(fd, size)
+            write_filesystem(fd, self.plan, self.log, uuid_bytes, self.spec.name, size,
+                             self.spec.tfs_version)
+            yield fd
+
+
+def mismatch_warning(spec, reasons, uuid):
+    return ("volume %r does not match %s: %s. Nothing in it was changed; set force: true to "
+            "rebuild it from the source (keeping UUID %s). A rebuild replaces everything a "
+            "guest wrote to it." % (spec.name, spec.source, "; ".join(reasons), uuid))

@@ -78,6 +78,9 @@ options:
       - Wait until what a mutating call started is done (a snapshot completed, a volume
         available or attached, an instance running). Without it, the module returns once the
         calls were accepted.
+      - With O(provider=gcp), every operation is still waited for (each step of a flow needs the
+        last one done); V(false) skips only the wait for the final state (an instance
+        C(RUNNING), an attachment read back).
     type: bool
     default: true
   wait_timeout:

@@ -30,6 +30,10 @@ description:
     fingerprint, so an unchanged re-run makes no mutating call. A changed input replaces the AMI
     and deletes the old snapshot. Mount keys are checked against the EBS volumes of the region;
     host directories (9p) are refused. V(absent) deregisters the AMI and deletes its snapshot.
+  - With O(provider=gcp), the same image bytes are streamed as C(disk.raw) in a sparse
+    C(.tar.gz) to O(bucket) and imported with C(images.insert) with the guest OS feature ops
+    sets (C(GVNIC)); unchanged inputs make no mutating request, a changed input replaces the
+    image and its staging object; mount keys are checked against the disks in O(zone).
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:

@@ -17,6 +17,8 @@ description:
     arguments, environment, mounts, C(readonly_rootfs), klibs.
   - With O(provider=aws), lists the AMIs of this account tagged C(CreatedBy=ops), with C(id),
     C(state), C(snapshot_id) and C(fingerprint) from their tags.
+  - With O(provider=gcp), lists the collection's Compute Engine images with their guest OS
+    features, staging object and fingerprint.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:

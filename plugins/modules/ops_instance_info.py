@@ -18,6 +18,8 @@ description:
     removed unless in check mode, as ops does).
   - With O(provider=aws), lists the EC2 instances tagged C(CreatedBy=ops) that are not
     terminated, with their attached volumes, device names and attach ids (V(%N)).
+  - With O(provider=gcp), lists the collection's instances in O(zone), with their disks by
+    C(deviceName) (V(persistent-disk-N) is V(%N)).
 requirements:
   - the Python package qemu.qmp on the managed host (for attachments)
 author:

@@ -20,6 +20,9 @@ description:
     ops' own), with C(id), C(zone), C(state), C(snapshot_id), C(fingerprint) and
     C(attachments); O(contents=true) reads the volume's snapshot back with the EBS direct API
     and lists its tree with the same reader.
+  - With O(provider=gcp), lists the collection's persistent disks in O(zone) (by their
+    C(unikernel-ops=volume) label), with their real name, C(resource_name), UUID, image, staging
+    object, fingerprint and attachments.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:

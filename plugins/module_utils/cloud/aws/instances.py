@@ -22,13 +22,14 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.boot_volumes i
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.aws.connection import (
     AwsConnection, tag_dict, tag_list, user_tags,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.instance_flow import InstanceFlow
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
     validate_instance_name,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
-    CloudBackend, InstanceProvider, Outcome,
+    CloudBackend, InstanceProvider,
 )
 
 DEFAULT_TYPE = "t2.micro"  # as ops
@@ -56,65 +57,29 @@ class AwsInstances(CloudBackend, InstanceProvider):
         boot = parse_boot_volumes(p.get("volumes"), resources.attach_device)
         tags = user_tags(p.get("tags"))
         conn = AwsConnection(self.params, check_mode)
-        job = _Job(conn, p, name, boot, tags)
-        outcome, extra = job.run()
+        outcome, extra = _Job(conn, p, name, boot, tags).run()
         outcome.actions = conn.log.actions
         return outcome, extra
 
 
-class _Job:
+class _Job(InstanceFlow):
     def __init__(self, conn, p, name, boot, tags):
-        self.conn, self.p, self.name, self.boot, self.tags = conn, p, name, boot, tags
-        self.warnings = []
+        InstanceFlow.__init__(self, conn, p, name)
+        self.boot, self.tags = boot, tags
+        self.zone = None
 
-    def run(self):
-        conn, p = self.conn, self.p
-        inst = resources.find_instance(conn, self.name)
-        before = _state_text(inst)
-        state = p["state"]
-        extra = {}
-        if state in ("running", "restarted"):
-            zone = conn.require_zone()
-            image = self._image()
-            vols = self._volumes(zone)
-            if inst is not None:
-                differ = self._differences(inst, image)
-                if differ and not p.get("force"):
-                    extra["mismatch"] = differ
-                    self.warnings.append(
-                        "instance %s runs with other settings (%s); nothing was changed - set "
-                        "force: true to replace it (its volumes are kept)"
-                        % (self.name, "; ".join(differ)))
-                elif differ:
-                    self._terminate(inst)
-                    inst = None
-            if inst is None:
-                inst = self._run_instance(image, zone)
-            else:
-                inst = self._start_or_reboot(inst, state == "restarted")
-            inst = self._attach_boot_volumes(inst, vols)
-        elif inst is not None and state == "stopped":
-            inst = self._stop(inst)
-        elif inst is not None and state == "absent":
-            self._terminate(inst)
-            inst = None
-        changed = bool(conn.log.actions)
-        after = before if not changed else self._after_text(inst, state)
-        result = None
-        if inst is not None:
-            names = dict((v["VolumeId"], tag_dict(v).get("Name"))
-                         for v in resources.volumes(conn))
-            result = resources.describe_instance(inst, names)
-        return Outcome(changed, result, before, after, self.warnings), extra
+    def find(self):
+        return resources.find_instance(self.conn, self.name)
 
-    def _after_text(self, inst, state):
-        if state == "absent":
-            return "state: absent\n"
-        if inst is None or self.conn.log.check_mode:
-            return "state: %s (planned)\n" % state
+    def state_text(self, inst):
         return _state_text(inst)
 
-    def _image(self):
+    def describe(self, inst):
+        names = dict((v["VolumeId"], tag_dict(v).get("Name"))
+                     for v in resources.volumes(self.conn))
+        return resources.describe_instance(inst, names)
+
+    def image(self):
         if not self.p.get("image"):
             raise OpsError("image is required to run an instance")
         img = resources.find_image(self.conn, self.p["image"])
@@ -123,7 +88,8 @@ class _Job:
                            "(provider: aws)" % (self.p["image"], self.conn.region))
         return img
 
-    def _volumes(self, zone):
+    def volumes(self):
+        zone = self.zone = self.conn.require_zone()
         out = []
         for item in self.boot:
             vol = resources.find_volume(self.conn, item["volume"])
@@ -139,7 +105,7 @@ class _Job:
             out.append((item, vol))
         return out
 
-    def _differences(self, inst, image):
+    def differences(self, inst, image):
         out = []
         if inst.get("ImageId") != image["ImageId"]:
             out.append("image: running %s, wanted %s" % (inst.get("ImageId"), image["ImageId"]))
@@ -163,7 +129,8 @@ class _Job:
         wait_until(probe, "instance %s to be %s" % (instance_id, what), self.conn.wait_timeout)
         return resources.instance_by_id(self.conn, instance_id)
 
-    def _run_instance(self, image, zone):
+    def create(self, image, vols):
+        zone = self.zone
         conn, p = self.conn, self.p
         itype = p.get("instance_type") or DEFAULT_TYPE
         if conn.log.check_mode:
@@ -184,7 +151,7 @@ class _Job:
         instance_id = got["Instances"][0]["InstanceId"]
         return self._wait_state(instance_id, ("running",), "running")
 
-    def _start_or_reboot(self, inst, reboot):
+    def start(self, inst, reboot):
         conn = self.conn
         iid = inst["InstanceId"]
         state = inst["State"]["Name"]
@@ -205,7 +172,7 @@ class _Job:
                            InstanceIds=[iid])
         return self._wait_state(iid, ("running",), "running") if state == "pending" else inst
 
-    def _attach_boot_volumes(self, inst, vols):
+    def attach(self, inst, vols):
         conn = self.conn
         # devices of the volumes with a fixed %N first, so the others never take them
         taken = dict((resources.attach_device(item["attach_id"]), vol["VolumeId"])
@@ -231,7 +198,7 @@ class _Job:
             inst = resources.instance_by_id(conn, inst["InstanceId"])
         return inst
 
-    def _stop(self, inst):
+    def stop(self, inst):
         conn = self.conn
         iid = inst["InstanceId"]
         if inst["State"]["Name"] in ("stopped", "stopping"):
@@ -242,7 +209,7 @@ class _Job:
         conn.log.write("ec2.StopInstances", iid, conn.ec2.stop_instances, InstanceIds=[iid])
         return self._wait_state(iid, ("stopped",), "stopped")
 
-    def _terminate(self, inst):
+    def remove(self, inst):
         conn = self.conn
         iid = inst["InstanceId"]
         if conn.log.check_mode:

@@ -29,6 +29,7 @@ try:
     from google.cloud import compute_v1, storage
     HAS_GCP = True
 except ImportError:
+    compute_v1 = None  # checked in GcpConnection: the module explains what to install
     HAS_GCP = False
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
@@ -140,6 +141,12 @@ class GcpConnection:
                            % name)
         return bucket
 
+    def list_labelled(self, call, client, request_type, label, kind, **kwargs):
+        """Every resource the collection made of this kind (by its label), all pages."""
+        request = request_type(filter="labels.%s=%s" % (label, kind), **kwargs)
+        return self.log.read(call, kwargs.get("zone") or self.project,
+                             lambda: list(client.list(request=request)))
+
     def get(self, call, resource, fn, **kwargs):
         """A read that returns None for 404."""
         try:
@@ -150,7 +157,7 @@ class GcpConnection:
             raise
 
     def wait_for(self, operation, zone=None):
-        """Until the operation is DONE; its error as an OpsError."""
+        """Until the operation is DONE (bounded by wait_timeout); its error as an OpsError."""
         name = operation.name
         if zone:
             def get():
@@ -166,11 +173,11 @@ class GcpConnection:
         def probe():
             op = get()
             return op.status == compute_v1.Operation.Status.DONE, op
-        op = wait_until(probe, "operation %s" % name, self.wait_timeout) if self.wait else None
-        if op is not None and op.error and op.error.errors:
+        # always waited for, even with wait: false - the next step of a flow needs its result
+        op = wait_until(probe, "operation %s" % name, self.wait_timeout)
+        if op.error and op.error.errors:
             errs = "; ".join("%s: %s" % (x.code, x.message) for x in op.error.errors)
             raise OpsError("GCP operation %s (%s on %s) failed: %s" % (
                 name, op.operation_type, op.target_link, errs),
                 error={"code": op.http_error_status_code, "message": errs})
         return op
-

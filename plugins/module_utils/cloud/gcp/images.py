@@ -13,7 +13,9 @@ __metaclass__ = type
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.boot_volumes import VolumeRef
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp import resources, staging
-from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.connection import GcpConnection
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.connection import (
+    GcpConnection, compute_v1,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.volumes import (
     delete_image, import_image,
 )
@@ -49,18 +51,16 @@ def _diff_text(facts, man=None):
 class GcpImages(CloudBackend, ImageProvider):
     def list_images(self, name=None):
         conn = GcpConnection(self.params, check_mode=True)
-        found = conn.log.read("compute.images.list", conn.project, lambda: list(
-            conn.images.list(project=conn.project,
-                             filter="labels.%s=image" % resources.LABEL_KIND)))
+        found = conn.list_labelled("compute.images.list", conn.images,
+                                   compute_v1.ListImagesRequest, resources.LABEL_KIND, "image", project=conn.project)
         out = [resources.describe_image(i) for i in found]
         return [i for i in out if name is None or i["name"] == name]
 
     def _volumes(self, conn):
         if not conn.zone:
             return []
-        disks = conn.log.read("compute.disks.list", conn.zone, lambda: list(conn.disks.list(
-            project=conn.project, zone=conn.zone,
-            filter="labels.%s=volume" % resources.LABEL_KIND)))
+        disks = conn.list_labelled("compute.disks.list", conn.disks, compute_v1.ListDisksRequest,
+                                   resources.LABEL_KIND, "volume", project=conn.project, zone=conn.zone)
         return [VolumeRef(d["name"], d["uuid"], d["resource_name"])
                 for d in (resources.describe_disk(x, conn.zone) for x in disks)]
 

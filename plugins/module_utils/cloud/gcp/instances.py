@@ -22,13 +22,14 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.connection
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.images import find_image
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.volumes import find_disk
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.instance_flow import InstanceFlow
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
     validate_instance_name,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
-    CloudBackend, InstanceProvider, Outcome,
+    CloudBackend, InstanceProvider,
 )
 
 DEFAULT_MACHINE = "e2-small"
@@ -47,17 +48,17 @@ class GcpInstances(CloudBackend, InstanceProvider):
     def list_instances(self, name=None, check_mode=False):
         conn = GcpConnection(self.params, check_mode=True)
         zone = conn.require_zone()
-        found = conn.log.read("compute.instances.list", zone, lambda: list(conn.instances.list(
-            project=conn.project, zone=zone,
-            filter="labels.%s=instance" % resources.LABEL_KIND)))
+        found = conn.list_labelled("compute.instances.list", conn.instances,
+                                   compute_v1.ListInstancesRequest, resources.LABEL_KIND, "instance",
+                                   project=conn.project, zone=zone)
         names = self._volume_names(conn, zone)
         out = [resources.describe_instance(i, names) for i in found]
         return dict(instances=[i for i in out if name is None or i["name"] == name], stale=[])
 
     @staticmethod
     def _volume_names(conn, zone):
-        disks = conn.log.read("compute.disks.list", zone, lambda: list(conn.disks.list(
-            project=conn.project, zone=zone, filter="labels.%s=volume" % resources.LABEL_KIND)))
+        disks = conn.list_labelled("compute.disks.list", conn.disks, compute_v1.ListDisksRequest,
+                                   resources.LABEL_KIND, "volume", project=conn.project, zone=zone)
         return dict((d.name, (resources.facts_of(d) or {}).get("name")) for d in disks)
 
     def ensure(self, p, check_mode=False):
@@ -67,66 +68,31 @@ class GcpInstances(CloudBackend, InstanceProvider):
         labels = resources.labels_for("instance", p.get("tags"))
         conn = GcpConnection(self.params, check_mode)
         zone = conn.require_zone()
-        job = _Job(conn, zone, p, name, boot, labels)
-        outcome, extra = job.run()
+        outcome, extra = _Job(conn, zone, p, name, boot, labels).run()
         outcome.actions = conn.log.actions
         return outcome, extra
 
 
-class _Job:
+class _Job(InstanceFlow):
     def __init__(self, conn, zone, p, name, boot, labels):
-        self.conn, self.zone, self.p, self.name = conn, zone, p, name
-        self.boot, self.labels = boot, labels
+        InstanceFlow.__init__(self, conn, p, name)
+        self.zone, self.boot, self.labels = zone, boot, labels
         self.rname = resources.resource_name(name)
-        self.warnings = []
 
     def _get(self):
         return mounts.get_instance(self.conn, self.zone, self.name)
 
-    def run(self):
-        conn, p = self.conn, self.p
-        inst = self._get()
-        before = _state_text(inst)
-        extra = {}
-        if p["state"] in ("running", "restarted"):
-            image = self._image()
-            vols = self._volumes()
-            if inst is not None:
-                differ = self._differences(inst, image)
-                if differ and not p.get("force"):
-                    extra["mismatch"] = differ
-                    self.warnings.append(
-                        "instance %s runs with other settings (%s); nothing was changed - set "
-                        "force: true to replace it (its volumes are kept)"
-                        % (self.name, "; ".join(differ)))
-                elif differ:
-                    self._delete(inst)
-                    inst = None
-            if inst is None:
-                inst = self._insert(image, vols)
-            else:
-                inst = self._start(inst, p["state"] == "restarted")
-                inst = self._attach_missing(inst, vols)
-        elif inst is not None and p["state"] == "stopped":
-            inst = self._stop(inst)
-        elif inst is not None and p["state"] == "absent":
-            self._delete(inst)
-            inst = None
-        changed = bool(conn.log.actions)
-        if p["state"] == "absent":
-            after = "state: absent\n"
-        elif not changed:
-            after = before
-        elif inst is None or conn.log.check_mode:
-            after = "state: %s (planned)\n" % p["state"]
-        else:
-            after = _state_text(inst)
-        result = None
-        if inst is not None:
-            result = resources.describe_instance(inst, GcpInstances._volume_names(conn, self.zone))
-        return Outcome(changed, result, before, after, self.warnings), extra
+    def find(self):
+        return self._get()
 
-    def _image(self):
+    def state_text(self, inst):
+        return _state_text(inst)
+
+    def describe(self, inst):
+        return resources.describe_instance(inst, GcpInstances._volume_names(self.conn,
+                                                                             self.zone))
+
+    def image(self):
         if not self.p.get("image"):
             raise OpsError("image is required to run an instance")
         image = find_image(self.conn, self.p["image"])
@@ -136,7 +102,7 @@ class _Job:
                            % (self.p["image"], self.conn.project))
         return image
 
-    def _volumes(self):
+    def volumes(self):
         out = []
         for item in self.boot:
             disk = find_disk(self.conn, self.zone, item["volume"])
@@ -170,7 +136,7 @@ class _Job:
             out.append((item, disk, device, already))
         return out
 
-    def _differences(self, inst, image):
+    def differences(self, inst, image):
         out = []
         facts = resources.facts_of(inst) or {}
         if facts.get("image_id") and facts["image_id"] != str(image.id):
@@ -193,7 +159,7 @@ class _Job:
         wait_until(probe, "instance %s to be %s" % (self.rname, what), self.conn.wait_timeout)
         return self._get()
 
-    def _insert(self, image, vols):
+    def create(self, image, vols):
         conn, p = self.conn, self.p
         machine = p.get("machine_type") or DEFAULT_MACHINE
         disks = [compute_v1.AttachedDisk(
@@ -223,7 +189,9 @@ class _Job:
         conn.wait_for(op, self.zone)
         return self._wait_status(("RUNNING",), "running")
 
-    def _attach_missing(self, inst, vols):
+    def attach(self, inst, vols):
+        if inst is None:  # check mode: create() planned them with the instance
+            return None
         changed = False
         for item, disk, device, already in self._devices(inst, vols):
             if already:
@@ -236,7 +204,7 @@ class _Job:
                 changed = True
         return self._get() if changed else inst
 
-    def _start(self, inst, restart):
+    def start(self, inst, restart):
         conn = self.conn
         if inst.status in GONE:
             if inst.status in ("STOPPING", "SUSPENDING"):
@@ -257,7 +225,7 @@ class _Job:
             conn.wait_for(op, self.zone)
         return inst
 
-    def _stop(self, inst):
+    def stop(self, inst):
         conn = self.conn
         if inst.status in ("TERMINATED", "STOPPING"):
             return self._wait_status(("TERMINATED",), "stopped")
@@ -269,7 +237,7 @@ class _Job:
         conn.wait_for(op, self.zone)
         return self._wait_status(("TERMINATED",), "stopped")
 
-    def _delete(self, inst):
+    def remove(self, inst):
         conn = self.conn
         if conn.log.check_mode:
             conn.log.plan("compute.instances.delete", inst.name, "its volumes are kept")

@@ -112,9 +112,8 @@ class GcpVolumes(CloudBackend, VolumeProvider):
         if contents:
             raise OpsError("contents: reading a volume back is done for provider aws; on gcp "
                            "list it without contents")
-        found = conn.log.read("compute.disks.list", zone, lambda: list(conn.disks.list(
-            project=conn.project, zone=zone,
-            filter="labels.%s=%s" % (resources.LABEL_KIND, "volume"))))
+        found = conn.list_labelled("compute.disks.list", conn.disks, compute_v1.ListDisksRequest,
+                                   resources.LABEL_KIND, "volume", project=conn.project, zone=zone)
         out = [resources.describe_disk(d, zone) for d in found]
         uuid = normalize_uuid(uuid) if uuid else None
         return [v for v in out if (name is None or v["name"] == name)

@@ -27,9 +27,20 @@ READ_WRITE, READ_ONLY = "READ_WRITE", "READ_ONLY"
 
 
 def get_instance(conn, zone, name):
+    """The collection's instance of this name, or None; an instance of the derived name that the
+    collection did not make means the name is taken (it is never started, changed or deleted)."""
     rname = resources.resource_name(name)
-    return conn.get("compute.instances.get", rname, conn.instances.get, project=conn.project,
+    inst = conn.get("compute.instances.get", rname, conn.instances.get, project=conn.project,
                     zone=zone, instance=rname)
+    if inst is None:
+        return None
+    facts = resources.facts_of(inst)
+    if not facts or facts.get("name") != name:
+        raise OpsError("the instance name %r (for instance %r) is taken by an instance this "
+                       "collection did not make%s; choose another name" % (
+                           rname, name, " (it belongs to instance %r)" % facts["name"]
+                           if facts else ""))
+    return inst
 
 
 def lookup(conn, zone, instance, volume):

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import urllib.request
 
 import pytest
@@ -30,3 +31,41 @@ def cloud(moto, tmp_path):
     urllib.request.urlopen(moto + "/moto-api/reset", data=b"").read()
     ec2, ebs = aws.clients(moto)
     return {"url": moto, "ops": str(tmp_path / ".ops"), "ec2": ec2, "ebs": ebs, "tmp": tmp_path}
+
+
+@pytest.fixture(scope="session")
+def gcp_endpoints(tmp_path_factory):
+    """The Compute Engine fake (https, its own CA) and the Cloud Storage emulator."""
+    from ansible_collections.unikernel.ops.tests.integration.targets.setup_gcp.files import (
+        gce_fake,
+    )
+    from ansible_collections.unikernel.ops.tests.unit.plugins.module_utils import gcp_helpers
+    state = str(tmp_path_factory.mktemp("gcs"))
+    gcs = gcp_helpers.start_gcs(state)
+    fake = gce_fake.GceFake(project=gcp_helpers.PROJECT,
+                            cert_dir=str(tmp_path_factory.mktemp("ca")))
+    fake.start()
+    old = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = fake.ca_file
+    yield fake, gcs
+    if old is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = old
+    fake.stop()
+    gce_fake.stop_gcs(state)
+
+
+@pytest.fixture
+def gcp(gcp_endpoints, tmp_path):
+    """Both endpoints emptied, a fresh ops home, and the test's own storage client."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+    fake, gcs = gcp_endpoints
+    fake.reset()
+    client = storage.Client(project="test-project", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": gcs})
+    for blob in client.list_blobs("staging"):
+        blob.delete()
+    return {"fake": fake, "gcs": gcs, "storage": client, "ops": str(tmp_path / ".ops"),
+            "tmp": tmp_path}

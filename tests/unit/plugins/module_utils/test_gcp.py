@@ -269,3 +269,26 @@ def test_local_preflight_of_the_gcp_device_model(gcp, kernel, c_programs, tmp_pa
     finally:
         for running in store.records()[0]:
             store.stop(running, 0.5)
+
+
+def test_an_instance_name_taken_by_another_tool_is_never_touched(gcp, kernel, c_programs):
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import compute_v1
+    from google.oauth2.credentials import Credentials
+    image(gcp, c_programs)
+    gcp["fake"].add_image("debian", disk_size_gb=10)
+    instances = compute_v1.InstancesClient(
+        credentials=Credentials(token="t"), transport="rest",
+        client_options=ClientOptions(api_endpoint=gcp["fake"].url))
+    instances.insert(project=g.PROJECT, zone=g.ZONE, instance_resource=compute_v1.Instance(
+        name="squat", machine_type="zones/%s/machineTypes/e2-small" % g.ZONE,
+        disks=[compute_v1.AttachedDisk(boot=True, initialize_params=compute_v1.
+                                       AttachedDiskInitializeParams(
+                                           source_image="global/images/debian"))],
+        network_interfaces=[compute_v1.NetworkInterface(network="global/networks/default")]))
+    gcp["fake"].finish_operations()
+    gcp["fake"].requests.clear()
+    for state in ("running", "absent", "stopped"):
+        with pytest.raises(OpsError, match="taken by an instance this collection did not make"):
+            instance(gcp, name="squat", state=state)
+    assert mutating(gcp) == []

@@ -151,7 +151,7 @@ class _Job(InstanceFlow):
         instance_id = got["Instances"][0]["InstanceId"]
         return self._wait_state(instance_id, ("running",), "running")
 
-    def start(self, inst, reboot):
+    def start(self, inst, restart):
         conn = self.conn
         iid = inst["InstanceId"]
         state = inst["State"]["Name"]
@@ -164,7 +164,7 @@ class _Job(InstanceFlow):
                 return inst
             conn.log.write("ec2.StartInstances", iid, conn.ec2.start_instances, InstanceIds=[iid])
             return self._wait_state(iid, ("running",), "running")
-        if reboot:
+        if restart:
             if conn.log.check_mode:
                 conn.log.plan("ec2.RebootInstances", iid)
                 return inst

@@ -89,8 +89,8 @@ class _Job(InstanceFlow):
         return _state_text(inst)
 
     def describe(self, inst):
-        return resources.describe_instance(inst, GcpInstances._volume_names(self.conn,
-                                                                             self.zone))
+        names = GcpInstances._volume_names(self.conn, self.zone)
+        return resources.describe_instance(inst, names)
 
     def image(self):
         if not self.p.get("image"):

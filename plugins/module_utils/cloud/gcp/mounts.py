@@ -32,15 +32,7 @@ def get_instance(conn, zone, name):
     rname = resources.resource_name(name)
     inst = conn.get("compute.instances.get", rname, conn.instances.get, project=conn.project,
                     zone=zone, instance=rname)
-    if inst is None:
-        return None
-    facts = resources.facts_of(inst)
-    if not facts or facts.get("name") != name:
-        raise OpsError("the instance name %r (for instance %r) is taken by an instance this "
-                       "collection did not make%s; choose another name" % (
-                           rname, name, " (it belongs to instance %r)" % facts["name"]
-                           if facts else ""))
-    return inst
+    return resources.ours(inst, name, "instance", "instance")
 
 
 def lookup(conn, zone, instance, volume):

@@ -78,6 +78,21 @@ def facts_of(resource):
     return data if isinstance(data, dict) and data.get("by") == MARK else None
 
 
+def ours(resource, name, kind, owner):
+    """resource when the collection made it for `name` (None stays None); else the name is taken
+    by something we must not touch. kind: disk, instance; owner: what the name is for."""
+    if resource is None:
+        return None
+    facts = facts_of(resource)
+    if not facts or facts.get("name") != name:
+        raise OpsError("the %s name %r (for %s %r) is taken by %s %s this collection did not "
+                       "make%s; choose another %s name" % (
+                           kind, resource.name, owner, name, "an" if kind[0] in "aeiou" else "a",
+                           kind, " (it belongs to %s %r)" % (owner, facts["name"]) if facts
+                           else "", owner))
+    return resource
+
+
 def last(url):
     return url.rsplit("/", 1)[-1] if url else url
 

@@ -50,15 +50,7 @@ def find_disk(conn, zone, name):
     rname = resources.resource_name(name)
     disk = conn.get("compute.disks.get", rname, conn.disks.get, project=conn.project, zone=zone,
                     disk=rname)
-    if disk is None:
-        return None
-    facts = resources.facts_of(disk)
-    if not facts or facts.get("name") != name:
-        raise OpsError("the disk name %r (for volume %r) is taken by a disk this collection did "
-                       "not make%s; choose another volume name" % (
-                           rname, name, " (it belongs to volume %r)" % facts["name"]
-                           if facts else ""))
-    return disk
+    return resources.ours(disk, name, "disk", "volume")
 
 
 def refuse_attached(disk, what):

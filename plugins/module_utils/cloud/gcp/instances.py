@@ -204,45 +204,35 @@ class _Job(InstanceFlow):
                 changed = True
         return self._get() if changed else inst
 
-    def start(self, inst, restart):
+    def _act(self, verb, inst, note=None):
+        """instances.<verb> on inst, waited for; planned only in check mode (returns False)."""
         conn = self.conn
+        call = "compute.instances." + verb
+        if conn.log.check_mode:
+            conn.log.plan(call, inst.name, note)
+            return False
+        op = conn.log.write(call, inst.name, getattr(conn.instances, verb), note=note,
+                            project=conn.project, zone=self.zone, instance=inst.name)
+        conn.wait_for(op, self.zone)
+        return True
+
+    def start(self, inst, restart):
         if inst.status in GONE:
             if inst.status in ("STOPPING", "SUSPENDING"):
                 inst = self._wait_status(("TERMINATED", "SUSPENDED"), "stopped")
-            if conn.log.check_mode:
-                conn.log.plan("compute.instances.start", inst.name)
-                return inst
-            op = conn.log.write("compute.instances.start", inst.name, conn.instances.start,
-                                project=conn.project, zone=self.zone, instance=inst.name)
-            conn.wait_for(op, self.zone)
-            return self._wait_status(("RUNNING",), "running")
+            if self._act("start", inst):
+                return self._wait_status(("RUNNING",), "running")
+            return inst
         if restart:  # asked for: a guest restart, never done behind the user's back
-            if conn.log.check_mode:
-                conn.log.plan("compute.instances.reset", inst.name)
-                return inst
-            op = conn.log.write("compute.instances.reset", inst.name, conn.instances.reset,
-                                project=conn.project, zone=self.zone, instance=inst.name)
-            conn.wait_for(op, self.zone)
+            self._act("reset", inst)
         return inst
 
     def stop(self, inst):
-        conn = self.conn
         if inst.status in ("TERMINATED", "STOPPING"):
             return self._wait_status(("TERMINATED",), "stopped")
-        if conn.log.check_mode:
-            conn.log.plan("compute.instances.stop", inst.name)
-            return inst
-        op = conn.log.write("compute.instances.stop", inst.name, conn.instances.stop,
-                            project=conn.project, zone=self.zone, instance=inst.name)
-        conn.wait_for(op, self.zone)
-        return self._wait_status(("TERMINATED",), "stopped")
+        if self._act("stop", inst):
+            return self._wait_status(("TERMINATED",), "stopped")
+        return inst
 
     def remove(self, inst):
-        conn = self.conn
-        if conn.log.check_mode:
-            conn.log.plan("compute.instances.delete", inst.name, "its volumes are kept")
-            return
-        op = conn.log.write("compute.instances.delete", inst.name, conn.instances.delete,
-                            project=conn.project, zone=self.zone, instance=inst.name,
-                            note="its volumes are kept")
-        conn.wait_for(op, self.zone)
+        self._act("delete", inst, "its volumes are kept")

@@ -1825,7 +1825,7 @@ def start(state_dir, timeout=60.0):
                             state_dir, "gce")
     deadline = time.monotonic() + timeout
     while not os.path.exists(state):
-        if not _alive(pid) or time.monotonic() > deadline:
+        if not _moto_endpoint().alive(pid) or time.monotonic() > deadline:
             _stop(state_dir, "gce")
             raise RuntimeError("gce_fake did not start (see %s)"
                                % os.path.join(state_dir, "gce.log"))
@@ -1834,37 +1834,8 @@ def start(state_dir, timeout=60.0):
         return json.load(f)
 
 
-def _alive(pid):
-    """Running: a process that exited but that nobody reaped yet (the servers are nobody's
-    child, so init reaps them, in its own time) is not."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _stop(state_dir, name, timeout=10.0):
-    """SIGTERM to the server of STATE_DIR/NAME.pid, until it exited; False when none ran."""
-    path = os.path.join(state_dir, name + ".pid")
-    try:
-        with open(path) as f:
-            pid = int(f.read())
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except OSError:
-        return False
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.unlink(path)
-    return True
+def _stop(state_dir, name):
+    return _moto_endpoint().stop(state_dir, name)
 
 
 def stop(state_dir):

@@ -76,17 +76,23 @@ def wait_http(url, pid, timeout, what, data=None):
         except urllib.error.HTTPError:
             return  # it answers
         except OSError:
-            if not _alive(pid) or time.monotonic() > deadline:
+            if not alive(pid) or time.monotonic() > deadline:
                 raise RuntimeError("%s did not start" % what)
             time.sleep(0.1)
 
 
-def _alive(pid):
+def alive(pid):
+    """Running: a process that exited but that nobody reaped yet (the servers are nobody's
+    child, so init reaps them, in its own time) is not."""
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def start(state_dir, timeout=30.0):
@@ -102,9 +108,11 @@ def start(state_dir, timeout=30.0):
     return {"endpoint_url": url, "pid": pid}
 
 
-def stop(state_dir, name="moto"):
+def stop(state_dir, name="moto", timeout=10.0):
+    """SIGTERM to the server of STATE_DIR/NAME.pid, until it exited; False when none ran."""
+    path = os.path.join(state_dir, name + ".pid")
     try:
-        with open(os.path.join(state_dir, name + ".pid")) as f:
+        with open(path) as f:
             pid = int(f.read())
     except (OSError, ValueError):
         return False
@@ -112,11 +120,10 @@ def stop(state_dir, name="moto"):
         os.kill(pid, signal.SIGTERM)
     except OSError:
         return False
-    for dummy in range(50):
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    os.unlink(os.path.join(state_dir, name + ".pid"))
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.unlink(path)
     return True
 
 

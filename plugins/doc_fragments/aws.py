@@ -33,6 +33,8 @@ options:
       - Send every EC2 and EBS request to this URL instead of AWS' own endpoints, for example a
         local test endpoint. E(AWS_ENDPOINT_URL) works as in boto3.
       - With O(provider=gcp), the Compute Engine API endpoint (operations are polled there too).
+      - With O(provider=azure), the Resource Manager endpoint (V(https://management.azure.com)
+        when omitted).
       - Only with a cloud O(provider).
     type: str
     aliases: [aws_endpoint_url]

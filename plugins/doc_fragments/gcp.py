@@ -41,6 +41,8 @@ options:
     description:
       - An OAuth2 access token, with O(auth_kind=accesstoken). It never appears in a result or a
         message.
+      - With O(provider=azure), a bearer token for Resource Manager, used when O(auth_source) is
+        V(auto) or omitted.
     type: str
 notes:
   - With O(provider=gcp), O(endpoint_url) points the Compute Engine clients at another endpoint,

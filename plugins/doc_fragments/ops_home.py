@@ -36,9 +36,13 @@ options:
       - V(gcp) is Compute Engine in O(project) and O(zone), reached with the options of the
         unikernel.ops.gcp documentation fragment; volumes and images are built locally with the
         same engine and imported from the staging O(bucket).
+      - V(azure) is managed disks, images and VMs in O(resource_group), reached with the
+        options of the unikernel.ops.azure documentation fragment; volumes and images are built
+        locally with the same engine and uploaded directly into managed disks (no storage
+        account).
       - Options that only a cloud uses are an error with V(onprem).
     type: str
-    choices: [onprem, aws, gcp]
+    choices: [onprem, aws, gcp, azure]
     default: onprem
 """
 

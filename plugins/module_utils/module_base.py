@@ -21,10 +21,10 @@ OPS_HOME_ARGS = dict(
     ops_dir=dict(type="path"),
 )
 
-# Documented by the unikernel.ops.ops_home.PROVIDER, unikernel.ops.aws and unikernel.ops.cloud
-# doc fragments; keep them in step.
+# Documented by the unikernel.ops.ops_home.PROVIDER, unikernel.ops.aws, unikernel.ops.gcp and
+# unikernel.ops.azure doc fragments; keep them in step.
 PROVIDER_ARGS = dict(
-    provider=dict(type="str", choices=["onprem", "aws", "gcp"], default="onprem"),
+    provider=dict(type="str", choices=["onprem", "aws", "gcp", "azure"], default="onprem"),
     # AWS connection, named as amazon.aws names them
     region=dict(type="str", aliases=["aws_region"]),
     zone=dict(type="str", aliases=["availability_zone"]),
@@ -41,6 +41,14 @@ PROVIDER_ARGS = dict(
     auth_kind=dict(type="str", choices=["application", "serviceaccount", "accesstoken"]),
     service_account_file=dict(type="path"),
     access_token=dict(type="str", no_log=True),
+    # Azure, named as azure.azcollection names them (access_token above serves it too)
+    subscription_id=dict(type="str"),
+    resource_group=dict(type="str"),
+    location=dict(type="str"),
+    auth_source=dict(type="str", choices=["auto", "env", "cli", "msi"]),
+    client_id=dict(type="str"),
+    secret=dict(type="str", no_log=True),
+    tenant=dict(type="str"),
     # every cloud: bounded waits for what a mutating call started
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=600),
@@ -50,9 +58,24 @@ PROVIDER_ARGS = dict(
 # than silently ignored.
 CLOUD_ONLY = ("region", "zone", "endpoint_url", "profile", "access_key", "secret_key",
               "session_token", "project", "bucket", "storage_endpoint_url", "auth_kind",
-              "service_account_file", "access_token", "volume_type", "iops", "throughput",
-              "encrypted", "tags", "instance_type", "subnet_id", "security_groups",
-              "machine_type", "network", "network_tags")
+              "service_account_file", "access_token", "subscription_id", "resource_group",
+              "location", "auth_source", "client_id", "secret", "tenant", "volume_type", "iops",
+              "throughput", "encrypted", "tags", "instance_type", "subnet_id", "security_groups",
+              "machine_type", "network", "network_tags", "vm_size", "network_interface")
+
+
+def misplaced_options(params):
+    """With provider onprem, the cloud options given, as one message (or None). Options of
+    another cloud than the chosen one are left alone: one module_defaults entry may carry the
+    connection options of several clouds, and a variable pick the provider."""
+    if (params.get("provider") or "onprem") != "onprem":
+        return None
+    extra = [k for k in CLOUD_ONLY if params.get(k) is not None]
+    if not extra:
+        return None
+    them = "them" if len(extra) > 1 else "it"
+    return "%s: only a cloud provider uses %s; set provider (aws, gcp, azure) or leave %s out" % (
+        ", ".join(extra), them, them)
 
 
 class OpsModule:
@@ -65,14 +88,10 @@ class OpsModule:
             spec.update(PROVIDER_ARGS)
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
-        if providers is True and self.params["provider"] == "onprem":
-            extra = [k for k in CLOUD_ONLY if self.params.get(k) is not None]
-            if extra:
-                self.module.fail_json(msg="%s: only a cloud provider uses %s; set provider "
-                                          "(aws, gcp) or leave %s out" % (
-                                              ", ".join(extra),
-                                              "them" if len(extra) > 1 else "it",
-                                              "them" if len(extra) > 1 else "it"))
+        if providers is True:
+            wrong = misplaced_options(self.params)
+            if wrong:
+                self.module.fail_json(msg=wrong)
 
     @property
     def params(self):

@@ -161,7 +161,24 @@ def _gcp():
             "mounts": GcpMounts}
 
 
-PROVIDERS = {"onprem": _onprem, "aws": _aws, "gcp": _gcp}
+def _azure():
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.azure.images import (
+        AzureImages,
+    )
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.azure.instances import (
+        AzureInstances,
+    )
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.azure.mounts import (
+        AzureMounts,
+    )
+    from ansible_collections.unikernel.ops.plugins.module_utils.cloud.azure.volumes import (
+        AzureVolumes,
+    )
+    return {"volumes": AzureVolumes, "images": AzureImages, "instances": AzureInstances,
+            "mounts": AzureMounts}
+
+
+PROVIDERS = {"onprem": _onprem, "aws": _aws, "gcp": _gcp, "azure": _azure}
 
 
 def backend(kind, params):

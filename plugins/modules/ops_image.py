@@ -34,6 +34,12 @@ description:
     C(.tar.gz) to O(bucket) and imported with C(images.insert) with the guest OS feature ops
     sets (C(GVNIC)); unchanged inputs make no mutating request, a changed input replaces the
     image and its staging object; mount keys are checked against the disks in O(zone).
+  - With O(provider=azure), the klibs C(cloud_init) and C(tls) are added (as ops adds them; they
+    report provisioning "ready" to Azure), the image bytes get a fixed-VHD footer and are uploaded
+    directly into a managed disk, and an image (Linux, generalized, Hyper-V generation 1) is made
+    from that disk. Its tags keep the fingerprint and the disk, so an unchanged re-run makes no
+    mutating request; a changed input uploads a new disk, replaces the image and deletes the old
+    disk. V(absent) deletes the image and its disk.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
@@ -41,6 +47,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:

@@ -19,6 +19,8 @@ description:
     C(state), C(snapshot_id) and C(fingerprint) from their tags.
   - With O(provider=gcp), lists the collection's Compute Engine images with their guest OS
     features, staging object and fingerprint.
+  - With O(provider=azure), lists the collection's images in O(resource_group) with their
+    provisioning state, fingerprint and the managed disk they were made from.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
@@ -27,6 +29,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 options:
   name:

@@ -30,6 +30,10 @@ description:
   - With O(provider=gcp), C(instances.insert) from the image of that name, O(volumes) attached at
     boot with C(deviceName) V(persistent-disk-N) for V(%N) (read-only ones C(READ_ONLY)); the
     states are waited for through the operations of the same endpoint.
+  - With O(provider=azure), a VM from the image of that name (O(vm_size), O(network_interface) or
+    O(subnet_id), O(tags)), O(volumes) attached at boot at LUN N for V(%N) (else the lowest free
+    LUN); V(stopped) deallocates it (no compute is billed); every state is waited for. Deleting
+    it never deletes a volume (data disks have C(deleteOption) V(Detach)).
 requirements:
   - qemu-system-x86_64 on the managed host
   - the Python package qemu.qmp on the managed host
@@ -40,6 +44,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
@@ -125,8 +130,10 @@ options:
     type: str
   subnet_id:
     description:
-      - The subnet of the instance; the zone's default subnet when omitted. Only with
+      - The subnet of the instance; the zone's default subnet when omitted. With
         O(provider=aws).
+      - With O(provider=azure), a subnet's resource id; the VM gets a network interface of its
+        own there, deleted with it. Give this or O(network_interface).
     type: str
   security_groups:
     description:
@@ -147,6 +154,15 @@ options:
       - Network tags (firewall rules select instances by them). Only with O(provider=gcp).
     type: list
     elements: str
+  vm_size:
+    description:
+      - The Azure VM size; V(Standard_B1s) (as ops) when omitted. Only with O(provider=azure).
+    type: str
+  network_interface:
+    description:
+      - An existing network interface for a new VM, by name (in O(resource_group)) or resource
+        id. Only with O(provider=azure); give this or O(subnet_id).
+    type: str
   tags:
     description:
       - Tags of the instance besides those the collection sets (C(Name), C(CreatedBy),
@@ -282,6 +298,8 @@ def main():
             machine_type=dict(type="str"),
             network=dict(type="str"),
             network_tags=dict(type="list", elements="str"),
+            vm_size=dict(type="str"),
+            network_interface=dict(type="str"),
             tags=dict(type="dict"),
         ),
         providers=True,

@@ -20,6 +20,8 @@ description:
     terminated, with their attached volumes, device names and attach ids (V(%N)).
   - With O(provider=gcp), lists the collection's instances in O(zone), with their disks by
     C(deviceName) (V(persistent-disk-N) is V(%N)).
+  - With O(provider=azure), lists the collection's VMs in O(resource_group) with their power
+    state, size and data disks by LUN (the LUN is V(%N)).
 requirements:
   - the Python package qemu.qmp on the managed host (for attachments)
 author:
@@ -29,6 +31,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:

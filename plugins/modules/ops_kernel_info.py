@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 options:
   nanos_version:

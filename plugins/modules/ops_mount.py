@@ -34,6 +34,12 @@ description:
     and detach; Nanos sees the new disk through virtio-scsi rescan). Refused before any change -
     a deviceName another disk holds, a disk attached read-write elsewhere, a disk not in
     O(zone). The attachment is read back from the instance after the operation.
+  - With O(provider=azure), the disk is attached at LUN N for V(%N) (N 0 to 63; V(0) is LUN 0),
+    otherwise at the lowest free LUN, by a PUT of the VM with its data disks; detach removes
+    that disk by its id. A disk already attached to the VM is no change whatever its LUN (it is
+    never re-attached at another), a LUN another disk holds and a disk attached to another VM
+    are refused before any request, and the VM is read back after the operation. Azure has no
+    read-only attachment, so O(read_only) is refused.
   - the Python package qemu.qmp on the managed host
 author:
   - unikernel.ops maintainers (@unikernel-ops)
@@ -42,6 +48,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
@@ -70,6 +77,7 @@ options:
         Nanos matches V(%N) against.
       - With O(provider=aws), N is 1 to 25 and gives the device C(/dev/sd(a+N)).
       - With O(provider=gcp), N is 1 to 127 and gives the C(deviceName) V(persistent-disk-N).
+      - With O(provider=azure), N is 0 to 63 and is the data disk's LUN.
     type: int
   read_only:
     description: Attach read-only at QEMU's block layer (the guest cannot write even if it tries).

@@ -41,6 +41,16 @@ description:
     UUID, fingerprint, image and staging object are kept in its description. Unchanged sources,
     O(force), growth (C(disks.resize)) and V(absent) (the disk, its image and its staging object)
     behave as on AWS.
+  - With O(provider=azure), the filesystem is built locally with its data part a whole number of
+    MiB (at least 20 MiB), a fixed-VHD footer is written after it by the collection (no
+    qemu-img), and it is uploaded directly into a managed disk in O(resource_group) (no storage
+    account) - created with C(createOption) V(Upload), write access granted, only the non-zero
+    512-byte pages sent through the SAS URL, access revoked, waited for until the disk is
+    C(Unattached). Sizes over 4 GiB work. Tags hold C(CreatedBy=ops), the name, UUID and
+    fingerprint. Unchanged sources and O(force) behave as on AWS (a forced rebuild builds the new
+    VHD first, then deletes the disk and uploads it again under the same name, as Azure disks
+    cannot be renamed); a larger O(size) grows the disk (C(Disks.Update)); V(absent) deletes the
+    disk; both are refused while it is attached.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
@@ -48,6 +58,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 attributes:
   check_mode:
@@ -108,7 +119,8 @@ options:
   volume_type:
     description:
       - The EBS volume type with O(provider=aws) (V(gp3) when omitted), the persistent disk type
-        with O(provider=gcp) (V(pd-balanced) when omitted).
+        with O(provider=gcp) (V(pd-balanced) when omitted), the managed disk SKU with
+        O(provider=azure) (V(Standard_LRS) when omitted).
     type: str
     aliases: [disk_type]
   iops:

@@ -23,6 +23,8 @@ description:
   - With O(provider=gcp), lists the collection's persistent disks in O(zone) (by their
     C(unikernel-ops=volume) label), with their real name, C(resource_name), UUID, image, staging
     object, fingerprint and attachments.
+  - With O(provider=azure), lists the collection's managed disks in O(resource_group), with
+    their state, size, SKU, UUID, fingerprint and the VM that holds them.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
@@ -31,6 +33,7 @@ extends_documentation_fragment:
   - unikernel.ops.ops_home.PROVIDER
   - unikernel.ops.aws
   - unikernel.ops.gcp
+  - unikernel.ops.azure
   - unikernel.ops.aws.WAITS
 options:
   name:

@@ -22,13 +22,31 @@ from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content impo
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import (
     default_size, plan_facts,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import human_size
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
+    human_size, normalize_uuid, parse_size, validate_name,
+)
 
 GIB = 1024 ** 3
 
 
 def gib_for(size):
     return -(-size // GIB)
+
+
+def checked_spec(spec):
+    """A volume spec's name and UUID checked (the UUID normalized in place); its size in bytes,
+    None when not given."""
+    validate_name(spec.name)
+    if spec.uuid:
+        spec.uuid = normalize_uuid(spec.uuid)
+    return parse_size(spec.size) if spec.size is not None else None
+
+
+def select(volumes, name=None, uuid=None):
+    """The described volumes of that name and UUID (either may be None)."""
+    uuid = normalize_uuid(uuid) if uuid else None
+    return [v for v in volumes if (name is None or v["name"] == name)
+            and (uuid is None or v["uuid"] == uuid)]
 
 
 class SourcePlan:

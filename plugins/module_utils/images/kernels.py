@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, unikernel.ops contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Nanos kernels in the ops home: finding one as ops does, and installing a release tarball.
+"""Nanos kernels in the ops home: finding one as ops does, and installing a release tarball
+(a file at hand, a URL, or a release of the store ops gets them from: see releases.py).
 
 Layout, as ops keeps it: <home>/<version>/{kernel.img, boot.img, bootx64.efi, klibs/},
-<home>/latest.txt naming the installed release, nightly builds in <home>/nightly/.
+<home>/latest.txt naming the installed release, nightly builds in <home>/nightly/ with the
+timestamp of the installed build in <home>/nightly/nanos-nightly-linux.timestamp.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,9 +22,12 @@ import tarfile
 import tempfile
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.images import releases
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import write_state
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.digest import sha256_file
 
-HOW_TO_GET_ONE = ("install a release with the unikernel.ops.ops_kernel module (src: a "
+HOW_TO_GET_ONE = ("install a release with the unikernel.ops.ops_kernel module (version: latest, "
+                  "from ops' release store or a mirror of it given as release_url; or src: a "
                   "nanos-release-linux-<version>.tar.gz URL or file), or with `ops update`")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 RELEASE_MEMBERS = ("kernel.img", "boot.img")
@@ -103,8 +108,10 @@ def parse_checksum(checksum):
     return digest.lower()
 
 
-def _safe_extract(tar_path, dest):
-    """Extract regular files and directories only, refusing anything that leaves dest."""
+def _safe_extract(tar_path, dest, label=None):
+    """Extract regular files and directories only, refusing anything that leaves dest.
+    label: what to call the tarball in messages (its URL), tar_path by default."""
+    label = label or tar_path
     try:
         with tarfile.open(tar_path, "r:*") as tar:
             for member in tar.getmembers():
@@ -122,14 +129,14 @@ def _safe_extract(tar_path, dest):
                     os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
                 # links and devices in a kernel release are skipped: none are expected
     except (tarfile.TarError, EOFError) as e:
-        raise OpsError("%s is not a readable tarball: %s" % (tar_path, e))
+        raise OpsError("%s is not a readable tarball: %s" % (label, e))
     # Older releases call the kernel stage3.img; ops renames it.
     stage3 = os.path.join(dest, "stage3.img")
     if not os.path.exists(os.path.join(dest, "kernel.img")) and os.path.exists(stage3):
         os.rename(stage3, os.path.join(dest, "kernel.img"))
     missing = [m for m in RELEASE_MEMBERS if not os.path.isfile(os.path.join(dest, m))]
     if missing:
-        raise OpsError("%s is not a Nanos release: it has no %s" % (tar_path, ", ".join(missing)))
+        raise OpsError("%s is not a Nanos release: it has no %s" % (label, ", ".join(missing)))
 
 
 class ReleaseStore:
@@ -166,19 +173,33 @@ class ReleaseStore:
         return folder, present, record
 
     def install(self, version, src, download, checksum=None, make_latest=True, force=False,
-                check_mode=False):
-        """Returns (changed, actions). download(url, dest_path) fetches a URL to a file."""
+                check_mode=False, stamp=None):
+        """Returns (changed, actions). download(url, dest_path) fetches a URL to a file.
+        stamp: (file name, text) the release folder must hold to count as the same build (the
+        nightly build's timestamp); written into the folder with the release."""
         validate_version(version)
         digest = parse_checksum(checksum)
         with self._locked(check_mode):
-            return self._install(version, src, download, digest, make_latest, force, check_mode)
+            return self._install(version, src, download, digest, make_latest, force, check_mode,
+                                 stamp)
 
-    def _install(self, version, src, download, digest, make_latest, force, check_mode):
+    @staticmethod
+    def _stamp_matches(folder, stamp):
+        if stamp is None:
+            return True
+        try:
+            with open(os.path.join(folder, stamp[0])) as f:
+                return f.read().strip() == stamp[1].strip()
+        except OSError:
+            return False
+
+    def _install(self, version, src, download, digest, make_latest, force, check_mode, stamp):
         folder, present, record = self.status(version)
         if os.path.exists(folder) and not present and record is None:
             raise OpsError("%s exists and is not a Nanos release; it is left as it is" % folder)
         actions = []
-        same = present and (digest is None or (record or {}).get("sha256") == digest)
+        same = (present and (digest is None or (record or {}).get("sha256") == digest)
+                and self._stamp_matches(folder, stamp))
         if not same or force:
             actions.append("install Nanos %s from %s into %s" % (version, src, folder))
         latest = installed_version(self.home)
@@ -188,37 +209,45 @@ class ReleaseStore:
             return bool(actions), actions
         self.home.ensure_dir(self.home.root)
         if not same or force:
-            tmpdir = tempfile.mkdtemp(prefix=".release-",
-                                      dir=self.home.ensure_dir(self.home.state("tmp"), 0o700))
-            try:
-                tarball = src
-                if re.match(r"^[a-z][a-z0-9+.-]*://", src):
-                    tarball = os.path.join(tmpdir, "release.tar.gz")
-                    download(src, tarball)
-                elif not os.path.isfile(src):
-                    raise OpsError("release tarball %s does not exist" % src)
-                got = sha256_file(tarball)
-                if digest is not None and got != digest:
-                    raise OpsError("release tarball %s has sha256 %s, not the expected %s; "
-                                   "nothing was installed" % (src, got, digest))
-                staged = os.path.join(tmpdir, "release")
-                os.mkdir(staged, 0o755)
-                _safe_extract(tarball, staged)
-                if os.path.isdir(folder):
-                    old = os.path.join(tmpdir, "old")
-                    os.rename(folder, old)  # replaced whole, never half-written
-                os.rename(staged, folder)
-            finally:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-            os.makedirs(os.path.dirname(self._record(version)), mode=0o700, exist_ok=True)
-            with open(self._record(version), "w") as f:
-                json.dump({"sha256": got, "src": src}, f)
+            got = self._replace(version, folder, src, download, digest, stamp)
+            write_state(self._record(version), {"sha256": got, "src": src})
         if make_latest and latest != version:
             path = os.path.join(self.home.root, "latest.txt")
-            with open(path + ".tmp", "w") as f:
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
                 f.write(version)  # ops writes it with no newline
             os.rename(path + ".tmp", path)
         return True, actions
+
+    def _replace(self, version, folder, src, download, digest, stamp):
+        """Fetch, check and unpack the tarball in an owner-only temporary folder of the ops home,
+        then put the release folder in place whole; the temporary folder never outlives this."""
+        tmpdir = tempfile.mkdtemp(prefix=".release-",
+                                  dir=self.home.ensure_dir(self.home.state("tmp"), 0o700))
+        try:
+            tarball = src
+            if re.match(r"^[a-z][a-z0-9+.-]*://", src):
+                tarball = os.path.join(tmpdir, "release.tar.gz")
+                download(src, tarball)
+            elif not os.path.isfile(src):
+                raise OpsError("release tarball %s does not exist" % src)
+            got = sha256_file(tarball)
+            if digest is not None and got != digest:
+                raise OpsError("release tarball %s has sha256 %s, not the expected %s; "
+                               "nothing was installed" % (src, got, digest))
+            staged = os.path.join(tmpdir, "release")
+            os.mkdir(staged, 0o755)
+            _safe_extract(tarball, staged, src)
+            if stamp is not None:
+                fd = os.open(os.path.join(staged, stamp[0]), os.O_WRONLY | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(stamp[1])
+            if os.path.isdir(folder):
+                os.rename(folder, os.path.join(tmpdir, "old"))  # replaced whole, never half-written
+            os.rename(staged, folder)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return got
 
     def remove(self, version, check_mode=False):
         validate_version(version)
@@ -246,3 +275,81 @@ class ReleaseStore:
                 except OSError:
                     pass
         return True, actions
+
+
+def _hint(home, release_url):
+    """What a user can do when the release store cannot be read."""
+    hint = ("release_url is %s; where it cannot be reached, point release_url at a mirror laid "
+            "out as ops' store, or give src" % releases.location(release_url))
+    have = installed_version(home)
+    if have:
+        hint += " (Nanos %s is installed already: latest.txt names it)" % have
+    return hint
+
+
+def _remote_text(fetcher, url, what, home, release_url):
+    try:
+        return fetcher.read_text(url)
+    except OpsError as e:
+        raise OpsError("cannot read %s: %s; %s" % (what, e.msg, _hint(home, release_url)),
+                       **e.details)
+
+
+def ensure(home, version, state="present", src=None, release_url=None, checksum=None,
+           latest=True, force=False, timeout=60, validate_certs=True, check_mode=False):
+    """The ops_kernel task: a release in the ops home (or not), as a result dict.
+
+    version: a version; "latest", the one latest.txt at release_url names (read even in check
+    mode); or "nightly", the nightly build, installed into <home>/nightly with its timestamp, as
+    ops does, and never named in latest.txt. Without src, tarballs come from release_url and
+    only when the release is missing (or another build, or force)."""
+    store = ReleaseStore(home)
+    result = dict(changed=False, actions=[], kernel=None, version=version, download=None)
+    if state == "absent":
+        if version == releases.LATEST:
+            raise OpsError("state=absent removes one release: give its version (latest is the "
+                           "one the release store names, not necessarily the one installed)")
+        result["changed"], result["actions"] = store.remove(version, check_mode=check_mode)
+        return result
+    parse_checksum(checksum)  # a bad one fails before the store is asked anything
+    fetcher = releases.Fetcher(timeout, validate_certs)
+    release_url = releases.location(release_url)
+    stamp = None
+    if version == releases.LATEST:
+        if src:
+            raise OpsError("src is the tarball of one release: give its version with it, "
+                           "not latest")
+        version = _remote_text(fetcher, releases.latest_url(release_url),
+                               "the latest Nanos version", home, release_url)
+        if version in (releases.LATEST, releases.NIGHTLY) or not _VERSION_RE.match(version):
+            raise OpsError("%s names %r, which is not a Nanos version"
+                           % (releases.latest_url(release_url), version[:80]))
+        validate_version(version)
+    else:
+        validate_version(version)
+    if version == releases.NIGHTLY:
+        latest = False  # ops never names nightly in latest.txt (it reads latest.txt as a number)
+        if not src:
+            built = _remote_text(fetcher, releases.nightly_stamp_url(release_url),
+                                 "the nightly build's timestamp", home, release_url)
+            stamp = (releases.NIGHTLY_STAMP, built)
+            src = releases.nightly_tarball_url(release_url)
+    src = src or releases.release_tarball_url(release_url, version)
+
+    def download(url, dest):
+        try:
+            fetcher.download(url, dest)
+        except OpsError as e:
+            where = "; " + _hint(home, release_url) if url.startswith(release_url) else ""
+            raise OpsError("downloading Nanos %s failed: %s%s" % (version, e.msg, where),
+                           **e.details)
+
+    present = store.status(version)[1]
+    result["changed"], result["actions"] = store.install(
+        version, src, download, checksum, latest, force, check_mode, stamp)
+    result["version"] = version
+    if not check_mode or present:
+        result["kernel"] = resolve(home, version).as_dict()
+    if fetcher.downloads:
+        result["download"] = fetcher.downloads[-1]
+    return result

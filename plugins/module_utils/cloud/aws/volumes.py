@@ -25,7 +25,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
     CloudBackend, Outcome, VolumeProvider,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.volume_build import (
-    SourcePlan, mismatch_warning,
+    SourcePlan, checked_spec, mismatch_warning,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import TFSFormatError, format_uuid
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
@@ -34,7 +34,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem impor
     content_item, tfs_facts,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
-    human_size, normalize_uuid, parse_size, validate_name,
+    human_size, normalize_uuid,
 )
 
 GIB = ebs.GIB
@@ -97,10 +97,7 @@ class AwsVolumes(CloudBackend, VolumeProvider):
     # -- writing --------------------------------------------------------------------------
 
     def present(self, spec, check_mode=False, want_diff=False):
-        validate_name(spec.name)
-        if spec.uuid:
-            spec.uuid = normalize_uuid(spec.uuid)
-        want_size = parse_size(spec.size) if spec.size is not None else None
+        want_size = checked_spec(spec)
         vtype = check_cloud_options(spec.cloud)
         tags = user_tags(spec.cloud.get("tags"))
         conn = AwsConnection(self.params, check_mode)

@@ -21,7 +21,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.connection
     GcpConnection, compute_v1,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.volume_build import (
-    GIB, SourcePlan, gib_for, mismatch_warning,
+    GIB, SourcePlan, checked_spec, gib_for, mismatch_warning, select,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
@@ -29,9 +29,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import format_uuid
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import render
-from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
-    human_size, normalize_uuid, parse_size, validate_name,
-)
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import human_size
 
 DISK_TYPES = ("pd-balanced", "pd-standard", "pd-ssd", "pd-extreme", "hyperdisk-balanced")
 
@@ -107,15 +105,10 @@ class GcpVolumes(CloudBackend, VolumeProvider):
         found = conn.list_labelled("compute.disks.list", conn.disks, compute_v1.ListDisksRequest,
                                    resources.LABEL_KIND, "volume", project=conn.project, zone=zone)
         out = [resources.describe_disk(d, zone) for d in found]
-        uuid = normalize_uuid(uuid) if uuid else None
-        return [v for v in out if (name is None or v["name"] == name)
-                and (uuid is None or v["uuid"] == uuid)]
+        return select(out, name, uuid)
 
     def present(self, spec, check_mode=False, want_diff=False):
-        validate_name(spec.name)
-        if spec.uuid:
-            spec.uuid = normalize_uuid(spec.uuid)
-        want_size = parse_size(spec.size) if spec.size is not None else None
+        want_size = checked_spec(spec)
         dtype = spec.cloud.get("volume_type") or "pd-balanced"
         if dtype not in DISK_TYPES:
             raise OpsError("volume_type %r is not a GCE disk type (%s)"

@@ -69,3 +69,59 @@ def gcp(gcp_endpoints, tmp_path):
         blob.delete()
     return {"fake": fake, "gcs": gcs, "storage": client, "ops": str(tmp_path / ".ops"),
             "tmp": tmp_path}
+
+
+class StaticTokenCredential:
+    """A TokenCredential with one fixed token (the Azure fake accepts any bearer token)."""
+
+    def __init__(self, token="test-token"):
+        self._token = token
+
+    def get_token(self, *scopes, **kwargs):
+        import time
+        from azure.core.credentials import AccessToken
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+@pytest.fixture(scope="session")
+def azure_endpoints(tmp_path_factory):
+    """Azurite (in memory) and the ARM fake (https, its own CA) told Azurite's URL; sets
+    REQUESTS_CA_BUNDLE for the session. Yields the ArmFake."""
+    pytest.importorskip("azure.mgmt.compute")
+    from ansible_collections.unikernel.ops.tests.integration.targets.setup_azure.files import (
+        arm_fake,
+    )
+    state = str(tmp_path_factory.mktemp("azurite"))
+    try:
+        azurite = arm_fake.start_azurite(state)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    fake = arm_fake.ArmFake(cert_dir=str(tmp_path_factory.mktemp("armca")), azurite_url=azurite)
+    fake.start()
+    old = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = fake.ca_file
+    yield fake
+    if old is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = old
+    fake.stop()
+    arm_fake.stop_azurite(state)
+
+
+@pytest.fixture
+def azure(azure_endpoints, tmp_path, monkeypatch):
+    """The fake emptied (polls_to_done 2, page_size 100), REQUESTS_CA_BUNDLE pointing at its CA
+    for this test, a fresh ops home and the test's own ComputeManagementClient."""
+    from azure.mgmt.compute import ComputeManagementClient
+    fake = azure_endpoints
+    fake.reset()
+    fake.polls_to_done = 2
+    fake.page_size = 100
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_file)
+    credential = StaticTokenCredential()
+    compute = ComputeManagementClient(credential, fake.subscription, base_url=fake.url)
+    return {"fake": fake, "compute": compute, "credential": credential,
+            "subscription": fake.subscription, "resource_group": fake.resource_group,
+            "location": fake.location, "subnet_id": fake.subnet_id, "nic_id": fake.nic_id,
+            "azurite_url": fake.azurite_url, "ops": str(tmp_path / ".ops"), "tmp": tmp_path}

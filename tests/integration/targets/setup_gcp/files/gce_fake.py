@@ -59,9 +59,10 @@ pytest imports it; ansible-test (the target setup_gcp) runs it:
                                          "gcs_pid"}; when one cannot start, none is left running
     gce_fake.py stop-all STATE_DIR       stop both
 
-The servers are started with moto_endpoint.spawn_detached (the target setup_moto's helper), so
-that they are nobody's child; stop tells one that exited (and is not reaped yet) from one that
-runs. Only loopback is ever used.
+The HTTPS server, the control endpoints and the process commands are setup_moto's local_fake.py
+(shared with the Azure fake); the servers are started with moto_endpoint.spawn_detached, so that
+they are nobody's child; stop tells one that exited (and is not reaped yet) from one that runs.
+Only loopback is ever used.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -71,29 +72,29 @@ __metaclass__ = type
 import base64
 import copy
 import datetime
+import functools
 import hashlib
-import ipaddress
 import json
 import math
 import os
 import re
-import shutil
-import signal
-import ssl
 import sys
-import tempfile
 import threading
-import time
-import traceback
 import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
+
+if __package__:  # imported with the collection (pytest)
+    from ansible_collections.unikernel.ops.tests.integration.targets.setup_moto.files import (
+        local_fake,
+    )
+else:  # run as a script: ansible-test copies setup_moto's files/ next to this target's
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                    os.pardir, "setup_moto", "files"))
+    import local_fake
 
 GIB = 1024 ** 3
 PREFIX = "/compute/v1/"
-CONTROL = "/__fake/"
-STATE_FILE = "gce.json"
+PROCESS = "gce"  # its files in STATE_DIR: gce.json (where it listens), gce.pid, gce.log
 NAME_RE = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
 LABEL_KEY_RE = r"[a-z][-_a-z0-9]{0,62}"
 LABEL_VALUE_RE = r"[-_a-z0-9]{0,63}"
@@ -145,62 +146,9 @@ def _now():
 
 def make_ca(dirpath):
     """A CA and a server certificate for 127.0.0.1 / localhost signed by it, written into
-    dirpath; returns (ca_file, cert_file, key_file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unikernel.ops test CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(ca_ski, critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                         key_encipherment=True, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                ca_ski), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    ca_file = os.path.join(dirpath, "ca.pem")
-    cert_file = os.path.join(dirpath, "server.pem")
-    key_file = os.path.join(dirpath, "server-key.pem")
-    with open(ca_file, "wb") as f:
-        f.write(ca.public_bytes(serialization.Encoding.PEM))
-    with open(cert_file, "wb") as f:
-        f.write(leaf.public_bytes(serialization.Encoding.PEM))
-    with open(key_file, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    os.chmod(key_file, 0o600)
-    return ca_file, cert_file, key_file
+    dirpath; returns (ca_file, cert_file, key_file). (moto_endpoint.make_ca, shared with the
+    Azure fake.)"""
+    return local_fake.moto_endpoint.make_ca(dirpath)
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,44 +496,25 @@ def parse_filter(expr):
 
 
 # --------------------------------------------------------------------------------------------
-# The HTTP server
+# The fake (its HTTPS server: local_fake.HttpsFake)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(local_fake.Handler):
     server_version = "gce-fake"
 
-    def _any(self):
-        self.server.fake._serve(self)
 
-    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _any
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def finish_request(self, request, client_address):
-        # the TLS handshake happens in the connection's own thread
-        try:
-            request = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        self.RequestHandlerClass(request, client_address, self)
-
-    def handle_error(self, request, client_address):
-        pass
-
-
-class GceFake:
+class GceFake(local_fake.HttpsFake):
     """The fake. ``start()`` it, point the clients at ``url`` with ``REQUESTS_CA_BUNDLE`` set to
     ``ca_file``, read ``requests`` back, ``reset()`` between tests, ``stop()`` at the end."""
 
+    label = "gce_fake"
+    handler_class = _Handler
+    content_type = "application/json; charset=UTF-8"
+    api_error = ApiError
+
     def __init__(self, project="test-project", zones=DEFAULT_ZONES, polls_to_done=2,
                  cert_dir=None):
+        local_fake.HttpsFake.__init__(self, cert_dir)
         self.project = project
         self.zones = list(zones)
         self.disk_types = set(DISK_TYPES)
@@ -595,56 +524,7 @@ class GceFake:
         self.default_disk_size_gb = 10
         self.require_objects = False
         self.discovery = discovery()
-        self._cert_dir = cert_dir
-        self._tmp = None
-        self._server = None
-        self._thread = None
-        self._lock = threading.RLock()
-        self.ca_file = self.cert_file = self.key_file = None
         self.reset()
-
-    # ---- lifecycle
-
-    def start(self):
-        cert_dir = self._cert_dir
-        if cert_dir is None:
-            self._tmp = cert_dir = tempfile.mkdtemp(prefix="gce-fake-")
-        self.ca_file, self.cert_file, self.key_file = make_ca(cert_dir)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert_file, self.key_file)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.ssl_context = ctx
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="gce-fake", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(10)
-            self._server = self._thread = None
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def port(self):
-        if self._server is None:
-            raise RuntimeError("the fake is not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self):
-        return "https://127.0.0.1:%d" % self.port
 
     def reset(self):
         """Forget every resource, operation, recorded request, reset, object size and
@@ -663,11 +543,7 @@ class GceFake:
             self._fail_ops = []
             self._counter = 0
 
-    # ---- hooks for the tests
-
-    def mutations(self):
-        """The recorded requests that change something."""
-        return [r for r in self.requests if r["mutating"]]
+    # ---- hooks for the tests (and mutations())
 
     def calls(self, operation):
         """The recorded requests of one discovery method id, e.g. 'compute.instances.reset'."""
@@ -735,65 +611,24 @@ class GceFake:
                 r = entry and entry["op"]
             return self._out(r) if r else None
 
-    # ---- HTTP plumbing
-
-    def _serve(self, h):
-        split = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        if split.path.startswith(CONTROL):
-            with self._lock:
-                status, payload = self._control(h.command, split.path[len(CONTROL):])
-            self._answer(h, status, payload)
-            return
-        entry = {"method": h.command, "path": unquote(split.path), "query": {}, "body": None,
-                 "operation": None, "mutating": False, "status": None}
-        try:
-            with self._lock:
-                try:
-                    status, payload = self._dispatch(h, split, raw, entry)
-                except ApiError as e:
-                    status, payload = e.code, e.payload()
-                except Exception:  # a bug of the fake: say so loudly
-                    tb = traceback.format_exc()
-                    entry["traceback"] = tb
-                    status, payload = 500, ApiError(500, "gce_fake crashed:\n" + tb,
-                                                    "backendError").payload()
-                entry["status"] = status
-                self.requests.append(entry)
-            self._answer(h, status, payload)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass
+    # ---- HTTP (the rest: local_fake.HttpsFake)
 
     @staticmethod
-    def _answer(h, status, payload):
-        try:
-            data = json.dumps(payload, indent=1).encode("utf-8")
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json; charset=UTF-8")
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass
+    def _error_answer(error):
+        return error.code, error.payload()
 
-    def _control(self, method, what):
-        """The control endpoints under /__fake/ (see the module's docstring)."""
-        if method == "GET" and what == "requests":
-            return 200, copy.deepcopy(self.requests)
+    @staticmethod
+    def _fake_error(status, message):
+        return ApiError(status, message, "notFound" if status == 404 else "backendError")
+
+    def _control(self, method, what, query):
         if method == "GET" and what == "resets":
             return 200, copy.deepcopy(self.resets)
-        if method == "GET" and what == "resources":
-            return 200, self.inventory()
-        if method == "POST" and what == "reset-log":
-            self.requests = []
-            self.resets = []
-            return 200, {"requests": 0}
-        if method == "POST" and what == "reset":
-            self.reset()
-            return 200, {"reset": True}
-        return 404, ApiError(404, "gce_fake has no control endpoint %s %s%s"
-                             % (method, CONTROL, what), "notFound").payload()
+        return local_fake.HttpsFake._control(self, method, what, query)
+
+    def _reset_log(self):
+        self.requests = []
+        self.resets = []
 
     def _dispatch(self, h, split, raw, entry):
         path = split.path
@@ -822,10 +657,9 @@ class GceFake:
         elif body not in (None, {}):
             raise ApiError(400, "Invalid JSON payload received: method %s takes no request "
                            "body" % mid)
-        for f in self._fail_requests:
-            if f[0] == mid and f[1] > 0:
-                f[1] -= 1
-                raise f[2]
+        failure = local_fake.take_failure(self._fail_requests, mid)
+        if failure is not None:
+            raise failure
         project = params.get("project")
         zone = params.get("zone")
         if zone is not None and mid != "compute.zones.get" and zone not in self.zones:
@@ -835,13 +669,13 @@ class GceFake:
             raise ApiError(501, "gce_fake does not implement %s" % mid, "notImplemented")
         rid = query.get("requestId") if entry["mutating"] else None
         if rid and (project, rid) in self._request_ids:
-            return 200, self._out(self._ops[self._request_ids[(project, rid)]]["op"])
+            return 200, self._out(self._ops[self._request_ids[(project, rid)]]["op"]), {}
         ctx = _Ctx(mid, project, zone, params, query, body or {})
         answer = handler(ctx)
         if rid and answer.get("kind") == "compute#operation":
             self._request_ids[(project, rid)] = (project, answer.get("zone") and zone,
                                                  answer["name"])
-        return 200, answer
+        return 200, answer, {}
 
     # ---- shared helpers
 
@@ -851,12 +685,6 @@ class GceFake:
 
     def _link(self, rel):
         return "%s%s%s" % (self.url, PREFIX, rel)
-
-    @staticmethod
-    def _out(res):
-        if res is None:
-            return None
-        return {k: copy.deepcopy(v) for k, v in res.items() if not k.startswith("_")}
 
     @staticmethod
     def _unknown_zone(project, zone):
@@ -1014,11 +842,7 @@ class GceFake:
     # ---- operations
 
     def _failure_for(self, mid):
-        for f in self._fail_ops:
-            if f[0] == mid and f[1] > 0:
-                f[1] -= 1
-                return f[2]
-        return None
+        return local_fake.take_failure(self._fail_ops, mid)
 
     def _op(self, ctx, op_type, target_rel, target_id=None, finish=None, error=None):
         """A new operation for the call in ctx; `finish` runs when it turns DONE (unless it
@@ -1765,137 +1589,39 @@ def _rel(res):
 # Running it in a process of its own, and gcp-storage-emulator next to it
 
 
-def _moto_endpoint():
-    """setup_moto's moto_endpoint.py (free_port, spawn_detached, wait_http): the package
-    module under pytest, else the file next to this target (ansible-test copies it when a target
-    says needs/target/setup_moto)."""
-    if __package__:
-        from ansible_collections.unikernel.ops.tests.integration.targets.setup_moto.files import (
-            moto_endpoint,
-        )
-        return moto_endpoint
-    name = "unikernel_ops_moto_endpoint"
-    if name not in sys.modules:
-        import importlib.util
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
-                            "setup_moto", "files", "moto_endpoint.py")
-        if not os.path.exists(path):
-            raise RuntimeError("%s is missing: a target that runs gce_fake.py needs "
-                               "needs/target/setup_moto in its aliases" % os.path.normpath(path))
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
 def serve(state_dir, project="test-project"):
     """The fake in the foreground until SIGTERM or SIGINT; STATE_DIR/gce.json says where."""
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    done = threading.Event()
-
-    def on_signal(signum, frame):
-        done.set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    fake = GceFake(project=project, cert_dir=state_dir)
-    discovery()  # loaded before it says it listens, so that the first request is not slow
-    fake.start()
-    state = os.path.join(state_dir, STATE_FILE)
-    try:
-        with open(state + ".tmp", "w") as f:
-            json.dump({"url": fake.url, "ca_file": fake.ca_file, "pid": os.getpid()}, f)
-        os.rename(state + ".tmp", state)  # whole, or not there
-        while not done.wait(1.0):
-            pass
-    finally:
-        fake.stop()
-        if os.path.exists(state):
-            os.unlink(state)
+    local_fake.serve(state_dir, PROCESS, GceFake, project=project)
 
 
 def start(state_dir, timeout=60.0):
     """`serve` detached; its gce.json once written."""
-    me = _moto_endpoint()
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    state = os.path.join(state_dir, STATE_FILE)
-    if os.path.exists(state):
-        os.unlink(state)
-    pid = me.spawn_detached([sys.executable, os.path.abspath(__file__), "serve", state_dir],
-                            state_dir, "gce")
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(state):
-        if not _moto_endpoint().alive(pid) or time.monotonic() > deadline:
-            _stop(state_dir, "gce")
-            raise RuntimeError("gce_fake did not start (see %s)"
-                               % os.path.join(state_dir, "gce.log"))
-        time.sleep(0.05)
-    with open(state) as f:
-        return json.load(f)
-
-
-def _stop(state_dir, name):
-    return _moto_endpoint().stop(state_dir, name)
+    return local_fake.start(__file__, state_dir, PROCESS, (), timeout)
 
 
 def stop(state_dir):
-    return _stop(state_dir, "gce")
+    return local_fake.stop(state_dir, PROCESS)
 
 
-def _open(req, ctx=None):
-    """urlopen for loopback: never through a proxy the environment names."""
-    handlers = [urllib.request.ProxyHandler({})]
-    if ctx is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=ctx))
-    return urllib.request.build_opener(*handlers).open(req, timeout=30).read().decode()
-
-
-def _control(state_dir, method, what):
-    with open(os.path.join(state_dir, STATE_FILE)) as f:
-        state = json.load(f)
-    ctx = ssl.create_default_context(cafile=state["ca_file"])
-    req = urllib.request.Request(state["url"] + CONTROL + what, method=method,
-                                 data=b"" if method == "POST" else None)
-    return json.loads(_open(req, ctx))
-
-
-def record(state_dir):
-    """An empty request log from here on."""
-    return _control(state_dir, "POST", "reset-log")
-
-
-def calls(state_dir):
-    """The requests logged since record(), in short."""
-    return [{"operation": r["operation"], "mutating": r["mutating"], "method": r["method"],
-             "path": r["path"], "status": r["status"]}
-            for r in _control(state_dir, "GET", "requests")]
-
-
-def resources(state_dir):
-    return _control(state_dir, "GET", "resources")
+# record(STATE_DIR): an empty request log from here on; calls(STATE_DIR): the requests logged
+# since, in short; resources(STATE_DIR): what the fake holds
+record = functools.partial(local_fake.record, name=PROCESS)
+calls = functools.partial(local_fake.calls, name=PROCESS)
+resources = functools.partial(local_fake.resources, name=PROCESS)
 
 
 def start_gcs(state_dir, bucket="staging", timeout=30.0):
     """gcp-storage-emulator on 127.0.0.1, in memory, with the bucket made; its URL."""
-    me = _moto_endpoint()
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    port = me.free_port()
+    port = local_fake.moto_endpoint.free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-    pid = me.spawn_detached(
-        [exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-         "--default-bucket", bucket, "-q"], state_dir, "gcs")
-    url = "http://127.0.0.1:%d" % port
-    try:
-        me.wait_http(url + "/storage/v1/b", pid, timeout,
-                     "gcp-storage-emulator (see %s)" % os.path.join(state_dir, "gcs.log"))
-    except RuntimeError:
-        _stop(state_dir, "gcs")
-        raise
-    return url
+    return local_fake.start_server(
+        state_dir, "gcs", [exe, "start", "--host", "127.0.0.1", "--port", str(port),
+                           "--in-memory", "--default-bucket", bucket, "-q"],
+        port, "/storage/v1/b", timeout)
 
 
 def stop_gcs(state_dir):
-    return _stop(state_dir, "gcs")
+    return local_fake.stop(state_dir, "gcs")
 
 
 def objects(gcs_url, bucket):
@@ -1906,7 +1632,7 @@ def objects(gcs_url, bucket):
         if token:
             url += "?pageToken=" + token
         try:
-            page = json.loads(_open(url))
+            page = json.loads(local_fake.open_loopback(url))
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None
@@ -1924,13 +1650,8 @@ def start_all(state_dir, bucket="staging"):
     except BaseException:
         stop(state_dir)
         raise
-    out.update(gcs_url=gcs, gcs_pid=_pid(state_dir, "gcs"))
+    out.update(gcs_url=gcs, gcs_pid=local_fake.read_pid(state_dir, "gcs"))
     return out
-
-
-def _pid(state_dir, name):
-    with open(os.path.join(state_dir, name + ".pid")) as f:
-        return int(f.read())
 
 
 def main(argv):
@@ -1941,17 +1662,9 @@ def main(argv):
         serve(arg)
     elif cmd == "start":
         print(json.dumps(start(arg)))
-    elif cmd == "stop":
-        print(json.dumps({"stopped": stop(arg)}))
-    elif cmd == "record":
-        print(json.dumps(record(arg)))
-    elif cmd == "calls":
-        print(json.dumps(calls(arg)))
-    elif cmd == "resources":
-        print(json.dumps(resources(arg)))
     elif cmd == "start-gcs":
         url = start_gcs(arg, *rest[:1])
-        print(json.dumps({"url": url, "pid": _pid(arg, "gcs")}))
+        print(json.dumps({"url": url, "pid": local_fake.read_pid(arg, "gcs")}))
     elif cmd == "stop-gcs":
         print(json.dumps({"stopped": stop_gcs(arg)}))
     elif cmd == "objects" and rest:
@@ -1960,7 +1673,7 @@ def main(argv):
         print(json.dumps(start_all(arg, *rest[:1])))
     elif cmd == "stop-all":
         print(json.dumps({"stopped": [stop_gcs(arg), stop(arg)]}))
-    else:
+    elif not local_fake.cli_command(cmd, arg, PROCESS):  # stop, record, calls, resources
         raise SystemExit(__doc__)
 
 

@@ -30,7 +30,7 @@ def make_boot_img(path, stage2_len=3 * 512):
     return str(path)
 
 
-def make_release(folder, version="0.1.99", klibs=("tls", "ntp")):
+def make_release(folder, version="0.1.99", klibs=("tls", "ntp", "cloud_init")):
     """A release folder <folder>/<version> with kernel.img, boot.img and klibs/."""
     folder = os.path.join(str(folder), version)
     os.makedirs(os.path.join(folder, "klibs"))

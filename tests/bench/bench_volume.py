@@ -6,10 +6,12 @@
   (b) 50,000 files of 10 B - 4 KB       baseline: tar -cf of the tree into one file
       in 100 directories
 
-Each figure is the median of --repeat runs, alternating baseline and ours, with `sync` before
+Each case runs --repeat (default 7) interleaved pairs, baseline then ours, with `sync` before
 each so that one run's writeback does not land in the next; the page cache is warm for both.
-Also printed: the idempotent re-run (what a second `ansible-playbook` costs) and, when the
-environment variable NANOS_MKFS names a Nanos mkfs binary, that tool on the same trees.
+Printed per case: the median and min-max of ours, of the baseline, and of the ratio
+ours/baseline computed pair by pair. Also printed: the idempotent re-run (what a second
+`ansible-playbook` costs) and, when the environment variable NANOS_MKFS names a Nanos mkfs
+binary, that tool on the same trees (its ratio to the baseline, pair by pair, too).
 
 Usage: python tests/bench/bench_volume.py [--dir DIR] [--repeat N] [--only a|b] [--scale F]
 """
@@ -91,42 +93,53 @@ def bench_tree(label, src, work, baseline_name, baseline_argv, repeat):
     nbytes = tree_bytes(src)
     out = os.path.join(work, "out")
     ops_dir = os.path.join(work, "ops-home")
-    base_times, our_times, rerun_times, mkfs_times = [], [], [], []
+    pairs = bench_common.Pairs("ours (create)", baseline_name)
+    mkfs_pairs = bench_common.Pairs("Nanos mkfs", baseline_name)
+    reruns = []
     mkfs = os.environ.get("NANOS_MKFS")
-    for dummy in range(repeat):
+
+    def baseline():
         rm(out)
+        t = timed(lambda: subprocess.run(baseline_argv(out), check=True))
+        rm(out)
+        return t
+
+    def ours():
         rm(ops_dir)
-        base_times.append(timed(lambda: subprocess.run(baseline_argv(out), check=True)))
-        rm(out)
         provider = OnPremVolumes(ops_dir=ops_dir)
-        our_times.append(timed(lambda: provider.present(VolumeSpec(name="bench", source=src))))
+        t = timed(lambda: provider.present(VolumeSpec(name="bench", source=src)))
         result = {}
-        rerun_times.append(timed(lambda: result.update(
+        reruns.append(timed(lambda: result.update(
             out=provider.present(VolumeSpec(name="bench", source=src)))))
         assert not result["out"].changed
+        rm(ops_dir)
+        return t
+
+    def nanos_mkfs():
+        manifest = os.path.join(work, "manifest")
+        with open(manifest, "w") as f:
+            f.write(_mkfs_manifest(src))
+        with open(manifest) as stdin:
+            t = timed(lambda: subprocess.run([mkfs, os.path.join(work, "mkfs.img")], stdin=stdin,
+                                             check=True, stdout=subprocess.DEVNULL))
+        rm(os.path.join(work, "mkfs.img"))
+        return t
+
+    for dummy in range(repeat):  # baseline, ours (and its re-run), [baseline, mkfs], ...
+        pairs.run(baseline, ours, 1)
         if mkfs:
-            manifest = os.path.join(work, "manifest")
-            with open(manifest, "w") as f:
-                f.write(_mkfs_manifest(src))
-            with open(manifest) as stdin:
-                mkfs_times.append(timed(lambda: subprocess.run(
-                    [mkfs, os.path.join(work, "mkfs.img")], stdin=stdin, check=True,
-                    stdout=subprocess.DEVNULL)))
-            rm(os.path.join(work, "mkfs.img"))
-    rm(out)
-    rm(ops_dir)
-    base, ours, rerun = (statistics.median(x) for x in (base_times, our_times, rerun_times))
-    print("\n(%s) %d files, %.1f MiB" % (label, nfiles, nbytes / 1024 ** 2))
-    print("  %-28s %8.3f s  %9.1f MiB/s  %10.0f files/s" % (baseline_name, base, nbytes / base / 1024 ** 2, nfiles / base))
-    print("  %-28s %8.3f s  %9.1f MiB/s  %10.0f files/s" % ("ops_volume engine (create)", ours, nbytes / ours / 1024 ** 2, nfiles / ours))
-    print("  %-28s %8.3f s" % ("ops_volume engine (re-run)", rerun))
-    if mkfs_times:
-        m = statistics.median(mkfs_times)
-        print("  %-28s %8.3f s  ratio to baseline %.2fx" % ("Nanos mkfs", m, m / base))
-    print("  ratio ours / %s: %.2fx   (runs: baseline %s, ours %s)" % (
-        baseline_name, ours / base, " ".join("%.3f" % t for t in base_times),
-        " ".join("%.3f" % t for t in our_times)))
-    return ours / base
+            mkfs_pairs.run(baseline, nanos_mkfs, 1)
+    print("\n(%s) %d files, %.1f MiB; median (min-max) of %d interleaved pairs" % (
+        label, nfiles, nbytes / 1024 ** 2, repeat))
+    pairs.report()
+    base, ours_t = (statistics.median(x) for x in (pairs.baseline, pairs.ours))
+    print("  throughput: ours %.1f MiB/s, %.0f files/s; %s %.1f MiB/s, %.0f files/s" % (
+        nbytes / ours_t / 1024 ** 2, nfiles / ours_t, baseline_name, nbytes / base / 1024 ** 2,
+        nfiles / base))
+    print("  ours (unchanged re-run)  %s" % bench_common.spread(reruns, unit=" s"))
+    if mkfs:
+        mkfs_pairs.report()
+    return pairs
 
 
 def _mkfs_manifest(src):
@@ -148,28 +161,33 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default=os.path.join(bench_common.REPO, ".build", "bench"),
                     help="work folder, on the disk to measure (default .build/bench)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=bench_common.REPEAT,
+                    help="interleaved pairs per case (default %(default)s)")
     ap.add_argument("--only", choices=["a", "b"])
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the trees for a quick look")
     args = ap.parse_args()
     rm(args.dir)
     os.makedirs(args.dir)
+    goals = {"a": 1.3, "b": 1.5}
     try:
-        print("work folder %s, %d repeats, median shown" % (args.dir, args.repeat))
-        ratios = {}
+        print("work folder %s, %d interleaved pairs per case" % (args.dir, args.repeat))
+        results = {}
         if args.only in (None, "a"):
             src = os.path.join(args.dir, "tree-a")
             make_big_tree(src, args.scale)
-            ratios["a"] = bench_tree("a", src, args.dir, "cp -r",
-                                     lambda out: ["cp", "-r", src, out], args.repeat)
+            results["a"] = bench_tree("a", src, args.dir, "cp -r",
+                                      lambda out: ["cp", "-r", src, out], args.repeat)
             rm(src)
         if args.only in (None, "b"):
             src = os.path.join(args.dir, "tree-b")
             make_small_tree(src, args.scale)
-            ratios["b"] = bench_tree("b", src, args.dir, "tar -cf",
-                                     lambda out: ["tar", "-cf", out, "-C", src, "."], args.repeat)
-        print("\nsummary: " + ", ".join("(%s) %.2fx" % kv for kv in sorted(ratios.items()))
-              + "   goals: (a) <= 1.3x cp -r, (b) <= 1.5x tar -cf")
+            results["b"] = bench_tree("b", src, args.dir, "tar -cf",
+                                      lambda out: ["tar", "-cf", out, "-C", src, "."], args.repeat)
+        print("\nsummary, ratio ours/baseline, median (min-max) of the pairs: " + "; ".join(
+            "(%s) %s, goal <= %.1fx: %s" % (
+                k, bench_common.spread(p.ratios, fmt="%.2f", unit="x"), goals[k],
+                "met" if p.ratio <= goals[k] else "NOT met")
+            for k, p in sorted(results.items())))
     finally:
         rm(args.dir)
 

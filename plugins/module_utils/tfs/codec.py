@@ -167,11 +167,13 @@ class FileTuple(dict):
 
     __slots__ = ("size", "sector", "nsect")
 
-    def __init__(self, size, sector, nsect):
-        super(FileTuple, self).__init__((
-            (b"filelength", size),
-            (b"extents", {b"0": {b"offset": sector, b"length": nsect, b"allocated": nsect}})))
-        self.size, self.sector, self.nsect = size, sector, nsect
+    def __init__(self, size, sector, nsect):  # pylint: disable=super-init-not-called
+        # Item by item rather than through dict.__init__: a third cheaper, and it runs per file.
+        self[b"filelength"] = size
+        self[b"extents"] = {b"0": {b"offset": sector, b"length": nsect, b"allocated": nsect}}
+        self.size = size
+        self.sector = sector
+        self.nsect = nsect
 
 
 _FILE_SYMBOLS = (b"filelength", b"extents", b"0", b"offset", b"length", b"allocated")
@@ -248,7 +250,7 @@ class Encoder:
 
     def _tuple(self, d):
         # The hot path of building a volume (tens of thousands of file tuples): symbols, nested
-        # tuples and small integers are handled inline, everything else by value().
+        # tuples, file tuples and small integers are handled inline, everything else by value().
         out = self.out
         enc = self.header.encode
         symbols = self.symbols
@@ -272,35 +274,62 @@ class Encoder:
                     ref = refs[index] = enc(False, TYPE_BUFFER, index)
                 out += ref
             t = type(item)
-            if t is dict:
+            if t is FileTuple and ints_inline:
+                tpl = self._file_template or self._make_file_template()
+                if tpl is None:
+                    self._tuple(item)  # the first file makes the symbols known
+                    continue
+                # Exactly the bytes _tuple would write for the file, from the template: the
+                # part up to the sector and the part after it are cached by size and length.
+                heads, tails, middle = tpl[0], tpl[1], tpl[2]
+                size = item.size
+                head = heads.get(size)
+                if head is None:
+                    head = tpl[3] + encode_varint(size) + middle
+                    if size < _SMALL:  # larger sizes seldom repeat
+                        heads[size] = head
+                nsect = item.nsect
+                tail = tails.get(nsect)
+                if tail is None:
+                    v = encode_varint(nsect)
+                    tail = tails[nsect] = tpl[4] + v + tpl[5] + v
+                out += head
+                out += _varint(item.sector)
+                out += tail
+                self.count += 3  # the file's tuple, its extents tuple and the extent
+            elif t is dict:
                 self._tuple(item)
-            elif t is FileTuple and ints_inline:
-                self._file(item)
             elif t is int and ints_inline and item >= 0:
                 out += b"\xb0"
                 out += _small_varint(item) if item < _SMALL else encode_varint(item)
             else:
                 self.value(item)
 
-    def _file(self, f):
-        """Exactly the bytes _tuple would write for f, from a template."""
-        tpl = self._file_template
-        if tpl is None:
-            if not all(sym in self.symbols for sym in _FILE_SYMBOLS):
-                self._tuple(f)  # the first file makes the symbols known
-                return
-            ref = dict((sym, self.header.encode(False, TYPE_BUFFER, self.symbols[sym]))
-                       for sym in _FILE_SYMBOLS)
-            hdr = self._tuple_headers
-            tpl = self._file_template = (
-                hdr[2] + ref[b"filelength"] + b"\xb0",
-                ref[b"extents"] + hdr[1] + ref[b"0"] + hdr[3] + ref[b"offset"] + b"\xb0",
-                ref[b"length"] + b"\xb0",
-                ref[b"allocated"] + b"\xb0")
-        n = _small_varint(f.nsect) if f.nsect < _SMALL else encode_varint(f.nsect)
-        self.out += b"".join((tpl[0], encode_varint(f.size), tpl[1], encode_varint(f.sector),
-                              tpl[2], n, tpl[3], n))
-        self.count += 3  # the file's tuple, its extents tuple and the extent
+    def _make_file_template(self):
+        """The fixed bytes of a FileTuple, once its six symbols are in the dictionary."""
+        if not all(sym in self.symbols for sym in _FILE_SYMBOLS):
+            return None
+        ref = dict((sym, self.header.encode(False, TYPE_BUFFER, self.symbols[sym]))
+                   for sym in _FILE_SYMBOLS)
+        hdr = self._tuple_headers
+        self._file_template = (
+            {}, {},  # head by file size, tail by sector count
+            ref[b"extents"] + hdr[1] + ref[b"0"] + hdr[3] + ref[b"offset"] + b"\xb0",
+            hdr[2] + ref[b"filelength"] + b"\xb0",
+            ref[b"length"] + b"\xb0",
+            ref[b"allocated"] + b"\xb0")
+        return self._file_template
+
+
+def _varint(n):
+    """encode_varint, unrolled for the values of disk sectors."""
+    if n < 0x4000:
+        if n < 0x80:
+            return bytes((n,))
+        return bytes((0x80 | n >> 7, n & 0x7F))
+    if n < 0x200000:
+        return bytes((0x80 | n >> 14, 0x80 | (n >> 7) & 0x7F, n & 0x7F))
+    return encode_varint(n)
 
 
 _SMALL = 1 << 16

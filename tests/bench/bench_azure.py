@@ -23,22 +23,17 @@ import argparse
 import datetime
 import os
 import shutil
-import statistics
 import tempfile
 import time
 
 # bench_common makes ansible_collections.unikernel.ops importable
-import bench_common  # noqa: F401 pylint: disable=unused-import
+import bench_common
 
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.azure import pages, vhd  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.calls import CallLog  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes  # noqa: E402
 from ansible_collections.unikernel.ops.tests.integration.targets.setup_azure.files import arm_fake  # noqa: E402
-
-
-def spread(values):
-    return "%.3f (%.3f-%.3f)" % (statistics.median(values), min(values), max(values))
 
 
 def written(blob):
@@ -49,7 +44,7 @@ def written(blob):
 def main():
     from azure.storage.blob import BlobSasPermissions, generate_blob_sas
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=bench_common.REPEAT)
     ap.add_argument("--size-gib", type=int, default=2)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-azure-")
@@ -109,8 +104,9 @@ def main():
         print("bytes sent: ours %d (%.3fx the non-zero bytes), azure-storage-blob %d (%.3fx), "
               "ops %d (%.1fx)" % (sent_ours, sent_ours / nonzero, sent_theirs,
                                   sent_theirs / nonzero, size, size / nonzero))
+        times = [bench_common.spread(v) for v in (ours, theirs, ratios)]
         print("time, %d interleaved pairs: ours %s s, azure-storage-blob %s s, ratio "
-              "baseline/ours %s x" % (args.repeat, spread(ours), spread(theirs), spread(ratios)))
+              "baseline/ours %s x" % tuple([args.repeat] + times))
     finally:
         arm_fake.stop_azurite(state)
         shutil.rmtree(work, ignore_errors=True)

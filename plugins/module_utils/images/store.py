@@ -95,7 +95,7 @@ class ImageBuild:
     """
 
     def __init__(self, spec, kernel, boot_data, bootfs, rootfs, mounts, libs, known_hashes=None,
-                 min_size=None):
+                 unit=None, floor=0):
         self.spec = spec
         self.kernel = kernel
         self.boot_data = boot_data
@@ -114,8 +114,9 @@ class ImageBuild:
             if total < need:
                 raise OpsError("size %s (%d bytes) cannot hold this image: it needs at least %d "
                                "bytes" % (spec.size, total, need), needed=need)
-        if min_size:  # a cloud's unit (whole GiB on AWS): the guest takes the disk's size
-            total = -(-total // min_size) * min_size
+        total = max(total, floor)  # a cloud's smallest disk (20 MiB for an Azure upload)
+        if unit:  # a cloud's unit (whole GiB on AWS): the guest takes the disk's size
+            total = -(-total // unit) * unit
         self.total = total
         self.digest, self.hashes = fingerprint(
             boot_data, ((bootfs, self.boot_log), (rootfs, self.root_log)), size_request,
@@ -147,7 +148,7 @@ class ImageBuild:
         return format_uuid(root_uuid)
 
 
-def plan_image(home, spec, volumes, known_hashes=None, shares=True, min_size=None):
+def plan_image(home, spec, volumes, known_hashes=None, shares=True, unit=None, floor=0):
     """An ImageBuild for spec, with the kernel found in home and mounts checked against volumes
     (objects with name, uuid and path); shares=False refuses host directories (9p is local)."""
     validate_image_name(spec.name)
@@ -163,7 +164,7 @@ def plan_image(home, spec, volumes, known_hashes=None, shares=True, min_size=Non
         bootfs.add_file("/klib/" + klib, os.path.join(kernel.klibs_dir, klib))
     rootfs, mounts, libs = manifest.build_rootfs(spec, kernel.version, volumes, shares=shares)
     return ImageBuild(spec, kernel, boot_data, bootfs, rootfs, mounts, libs, known_hashes,
-                      min_size)
+                      unit, floor)
 
 
 class LocalImages(ImageProvider):

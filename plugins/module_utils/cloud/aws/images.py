@@ -56,7 +56,7 @@ class AwsImages(CloudBackend, ImageProvider):
         vols = [VolumeRef(v["name"], v["uuid"], v["id"])
                 for v in map(resources.describe_volume, resources.volumes(conn)) if v["name"]]
         cache = identity.HashCache(conn.home, "aws", "images", spec.name)
-        build = plan_image(conn.home, spec, vols, cache.load(), shares=False, min_size=ebs.GIB)
+        build = plan_image(conn.home, spec, vols, cache.load(), shares=False, unit=ebs.GIB)
         existing = resources.find_image(conn, spec.name)
         current = resources.describe_image(existing) if existing else None
         facts = dict(build.facts(), provider="aws", id=current["id"] if current else None)

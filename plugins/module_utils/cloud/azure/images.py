@@ -77,8 +77,7 @@ class AzureImages(CloudBackend, ImageProvider):
         conn = AzureConnection(self.params, check_mode)
         cache = identity.HashCache(conn.home, "azure", "images", spec.name)
         build = plan_image(conn.home, spec, self._volumes(conn), cache.load(), shares=False,
-                           min_size=vhd.MIB)
-        build.total = max(build.total, disks.MIN_DATA)
+                           unit=vhd.MIB, floor=disks.MIN_DATA)
         rname = resources.resource_name(spec.name)
         existing = find_image(conn, spec.name)
         current = resources.describe_image(existing) if existing else None

@@ -162,7 +162,7 @@ def describe_vm(vm, names=None):
               if d.managed_disk else d.name,
               "volume": (names or {}).get(last(d.managed_disk.id).lower()
                                           if d.managed_disk else None),
-              "read_only": text(d.caching) == "ReadOnly"} for d in data_disks(vm)]
+              "read_only": False} for d in data_disks(vm)]  # Azure has no read-only attachment
     return {"name": tags.get(identity.LABEL) or vm.name, "resource_name": vm.name, "id": vm.id,
             "state": power_state(vm) or text(vm.provisioning_state),
             "provisioning_state": text(vm.provisioning_state),

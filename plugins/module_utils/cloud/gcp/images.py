@@ -71,7 +71,7 @@ class GcpImages(CloudBackend, ImageProvider):
         conn = GcpConnection(self.params, check_mode)
         cache = identity.HashCache(conn.home, "gcp", "images", spec.name)
         build = plan_image(conn.home, spec, self._volumes(conn), cache.load(), shares=False,
-                           min_size=GIB)
+                           unit=GIB)
         rname = resources.resource_name(spec.name)
         existing = find_image(conn, spec.name)
         current = resources.describe_image(existing) if existing else None

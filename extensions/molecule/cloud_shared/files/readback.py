@@ -2,25 +2,32 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, unikernel.ops contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a local cloud endpoint holds, read with the cloud's own SDK, not with the collection.
+"""What a local cloud endpoint holds, asked with the cloud's own SDK, not the collection's
+cloud code; the bytes downloaded are then read with the collection's TFS and image readers
+(which the unit tests check on their own, against Nanos' mkfs and byte vectors).
 
     readback.py CLOUD ENDPOINT_JSON WORK_DIR
 
-CLOUD is aws, gcp or azure; ENDPOINT_JSON is what the endpoint's start command printed (the
-molecule scenarios save it). Prints as JSON:
-    volumes      {name: {file path: sha256}} - the bytes uploaded for each volume (AWS: its
+CLOUD is aws, gcp or azure; ENDPOINT_JSON is what the endpoint's start command printed, plus
+where to look (AWS: region; GCP: project, zone, bucket; the molecule scenarios save it).
+Prints as JSON:
+    volumes      {name: {path: sha256, or "directory", or "symlink TARGET"}} - the tree of
+                 the bytes uploaded for each volume (AWS: its
                  snapshot's blocks over the EBS direct API; GCP: the disk.raw of its staging
                  object in Cloud Storage; Azure: the managed disk's page blob on Azurite),
                  written to WORK_DIR and read there with the collection's TFS reader
     images       {name: {program, mounts, klibs}} - the same for each image, read with the
                  collection's image reader (the manifest of its root filesystem)
+    instances    [name] - every instance (a name twice is there twice)
     attachments  {instance: {volume name: device}} - the device name (AWS), the
                  deviceName (GCP) or the LUN (Azure) the cloud has for each attached disk
     left         every volume, snapshot, image, instance, disk, object or blob the endpoint
                  still holds (terminated AWS instances aside), as "kind name"
     moto_internal  (AWS) what moto makes where AWS makes nothing, and which is left out of
-                 "left": the untagged volume behind each snapshot, and the snapshot its
-                 RegisterImage substitutes for the image's (once that image is gone)
+                 "left": the untagged volume behind each snapshot (its StartSnapshot and
+                 RegisterImage make one; their ids are kept in WORK_DIR/moto-internal.json from
+                 run to run, so one is recognised after its snapshot is gone), and the snapshot
+                 RegisterImage substitutes for the image's, once that image is gone
 """
 
 from __future__ import absolute_import, division, print_function
@@ -41,7 +48,8 @@ EBS_BLOCK = 512 * 1024  # moto reports a BlockSize of 512, but keeps the 512 KiB
 
 
 def tfs_tree(path):
-    """{path: sha256} of the files of the TFS (a volume) in the file at path."""
+    """The tree of the TFS (a volume) in the file at path: {path: sha256 of a file,
+    "directory", or "symlink TARGET"}."""
     from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
     with TFS(path) as tfs:
         tree = {}
@@ -51,6 +59,10 @@ def tfs_tree(path):
                 for chunk in tfs.iter_file(entry):
                     h.update(chunk)
                 tree[os.fsdecode(entry.path)] = h.hexdigest()
+            elif entry.kind == "symlink":
+                tree[os.fsdecode(entry.path)] = "symlink " + os.fsdecode(entry.target)
+            else:
+                tree[os.fsdecode(entry.path)] = entry.kind
         return tree
 
 
@@ -61,9 +73,11 @@ def image_facts(path):
     return {"program": image["program"], "mounts": image["mounts"], "klibs": image["klibs"]}
 
 
-def read_back(downloads, attachments, left, internal=None):
-    """The answer, from downloads: (kind, name, path) of each volume's or image's bytes."""
-    out = {"volumes": {}, "images": {}, "attachments": attachments, "left": sorted(left)}
+def read_back(downloads, instances, left, internal=None):
+    """The answer, from downloads: (kind, name, path) of each volume's or image's bytes, and
+    instances: (name, {volume: device})."""
+    out = {"volumes": {}, "images": {}, "instances": sorted(i[0] for i in instances),
+           "attachments": dict(instances), "left": sorted(left)}
     for kind, name, path in downloads:
         if kind == "volume":
             out["volumes"][name] = tfs_tree(path)
@@ -82,22 +96,31 @@ def tags_of(resource):
 
 def aws(endpoint, work):
     import boto3
-    kw = dict(endpoint_url=endpoint["endpoint_url"], region_name="us-east-1",
+    kw = dict(endpoint_url=endpoint["endpoint_url"], region_name=endpoint.get("region", "us-east-1"),
               aws_access_key_id="testing", aws_secret_access_key="testing")
     ec2, ebs = boto3.client("ec2", **kw), boto3.client("ebs", **kw)
     downloads, names, left, internal = [], {}, [], []
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    # moto's own: its StartSnapshot and RegisterImage make an untagged volume behind each
+    # snapshot, which AWS does not; remembered from run to run, as the snapshot may be gone
+    behind_path = os.path.join(work, "moto-internal.json")
+    behind = set()
+    if os.path.exists(behind_path):
+        with open(behind_path) as f:
+            behind.update(json.load(f))
+    behind.update(snap["VolumeId"] for snap in snapshots if snap.get("VolumeId"))
+    with open(behind_path, "w") as f:
+        json.dump(sorted(behind), f)
     for vol in ec2.describe_volumes()["Volumes"]:
         tags = tags_of(vol)
-        if not tags and not vol["Attachments"]:
-            # moto's own: its StartSnapshot (and RegisterImage) makes an untagged volume behind
-            # each snapshot, which AWS does not; every volume the collection makes is tagged
+        if not tags and not vol["Attachments"] and vol["VolumeId"] in behind:
             internal.append("volume %s" % vol["VolumeId"])
             continue
         names[vol["VolumeId"]] = tags.get("Name", vol["VolumeId"])
         left.append("volume %s" % names[vol["VolumeId"]])
     images = ec2.describe_images(Owners=["self"])["Images"]
     left += ["image %s" % i["Name"] for i in images]
-    for snap in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+    for snap in snapshots:
         ami = (snap.get("Description") or "").partition("Auto-created snapshot for AMI ")[2]
         if ami and ami not in [i["ImageId"] for i in images]:
             # moto's RegisterImage replaces the image's mapping with a snapshot of its own and
@@ -110,18 +133,18 @@ def aws(endpoint, work):
             path = os.path.join(work, snap["SnapshotId"] + ".raw")
             read_snapshot(ebs, snap["SnapshotId"], snap["VolumeSize"] * GIB, path)
             downloads.append((tags["unikernel-ops:kind"], tags["Name"], path))
-    attachments = {}
+    instances = []
     for res in ec2.describe_instances()["Reservations"]:
         for inst in res["Instances"]:
             if inst["State"]["Name"] in ("terminated", "shutting-down"):
                 continue
             name = tags_of(inst).get("Name")
             left.append("instance %s" % name)
-            attachments[name] = dict(
+            instances.append((name, dict(
                 (names.get(m["Ebs"]["VolumeId"], m["Ebs"]["VolumeId"]), m["DeviceName"])
                 for m in inst.get("BlockDeviceMappings") or []
-                if m["DeviceName"] != inst.get("RootDeviceName") and "Ebs" in m)
-    return read_back(downloads, attachments, left, internal)
+                if m["DeviceName"] != inst.get("RootDeviceName") and "Ebs" in m)))
+    return read_back(downloads, instances, left, internal)
 
 
 def read_snapshot(ebs, snapshot_id, size, path):
@@ -143,7 +166,8 @@ def read_snapshot(ebs, snapshot_id, size, path):
 
 # ---- GCP: the Compute Engine fake and gcp-storage-emulator -------------------------------------
 
-def gcp(endpoint, work, project="test-project", zone="us-central1-a", bucket="staging"):
+def gcp(endpoint, work):
+    project, zone, bucket = endpoint["project"], endpoint["zone"], endpoint["bucket"]
     os.environ["REQUESTS_CA_BUNDLE"] = endpoint["ca_file"]
     os.environ["STORAGE_EMULATOR_HOST"] = endpoint["gcs_url"]
     from google.api_core.client_options import ClientOptions
@@ -170,13 +194,13 @@ def gcp(endpoint, work, project="test-project", zone="us-central1-a", bucket="st
         left.append("disk %s" % disk.name)
         disks[disk.name] = names.get(disk.source_image.rsplit("/", 1)[-1], disk.name)
     left += ["object %s" % b.name for b in blobs.list_blobs()]
-    attachments = {}
+    instances = []
     for inst in compute_v1.InstancesClient(**kw).list(project=project, zone=zone):
         left.append("instance %s" % inst.name)
-        attachments[inst.name] = dict(
+        instances.append((inst.name, dict(
             (disks.get(d.source.rsplit("/", 1)[-1], d.source), d.device_name)
-            for d in inst.disks if not d.boot)
-    return read_back(downloads, attachments, left)
+            for d in inst.disks if not d.boot)))
+    return read_back(downloads, instances, left)
 
 
 def read_targz(blob, raw):
@@ -219,17 +243,17 @@ def azure(endpoint, work):
             arm_fake.read_blob(arm_fake._cli_blob(state, disk.name), path)
             downloads.append((kind, names[disk.id.lower()], path))
     left += ["image %s" % i.name for i in compute.images.list_by_resource_group(rg)]
-    attachments = {}
+    instances = []
     for vm in compute.virtual_machines.list(rg):
         left.append("vm %s" % vm.name)
-        attachments[vm.name] = dict(
+        instances.append((vm.name, dict(
             (names.get(d.managed_disk.id.lower(), d.name), d.lun)
-            for d in vm.storage_profile.data_disks or [])
+            for d in vm.storage_profile.data_disks or [])))
     svc = arm_fake._blob_service(endpoint["azurite_url"])
     for container in svc.list_containers():
         left += ["blob %s/%s" % (container.name, b.name)
                  for b in svc.get_container_client(container.name).list_blobs()]
-    return read_back(downloads, attachments, left)
+    return read_back(downloads, instances, left)
 
 
 def main(argv):

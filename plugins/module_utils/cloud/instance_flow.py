@@ -71,6 +71,8 @@ class InstanceFlow:
                 elif differ:
                     self.remove(inst)
                     inst = None
+                    if not self.conn.log.check_mode:
+                        vols = self.volumes()  # read again: the removal detached them
             if inst is None:
                 inst = self.create(image, vols)
             else:

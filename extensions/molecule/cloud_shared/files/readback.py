@@ -16,8 +16,8 @@ Prints as JSON:
                  snapshot's blocks over the EBS direct API; GCP: the disk.raw of its staging
                  object in Cloud Storage; Azure: the managed disk's page blob on Azurite),
                  written to WORK_DIR and read there with the collection's TFS reader
-    images       {name: {program, mounts, klibs}} - the same for each image, read with the
-                 collection's image reader (the manifest of its root filesystem)
+    images       {name: {program, mounts, klibs, environment}} - the same for each image,
+                 read with the collection's image reader (the manifest of its root filesystem)
     instances    [name] - every instance (a name twice is there twice)
     attachments  {instance: {volume name: device}} - the device name (AWS), the
                  deviceName (GCP) or the LUN (Azure) the cloud has for each attached disk
@@ -70,7 +70,8 @@ def image_facts(path):
     """The manifest's program and mounts of the image in the file at path."""
     from ansible_collections.unikernel.ops.plugins.module_utils.images.store import read_image
     image = read_image(path)
-    return {"program": image["program"], "mounts": image["mounts"], "klibs": image["klibs"]}
+    return {"program": image["program"], "mounts": image["mounts"], "klibs": image["klibs"],
+            "environment": image["environment"]}
 
 
 def read_back(downloads, instances, left, internal=None):
@@ -96,8 +97,9 @@ def tags_of(resource):
 
 def aws(endpoint, work):
     import boto3
-    kw = dict(endpoint_url=endpoint["endpoint_url"], region_name=endpoint.get("region", "us-east-1"),
-              aws_access_key_id="testing", aws_secret_access_key="testing")
+    kw = dict(endpoint_url=endpoint["endpoint_url"],
+              region_name=endpoint.get("region", "us-east-1"), aws_access_key_id="testing",
+              aws_secret_access_key="testing")
     ec2, ebs = boto3.client("ec2", **kw), boto3.client("ebs", **kw)
     downloads, names, left, internal = [], {}, [], []
     snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]

@@ -148,6 +148,25 @@ def test_instance_lifecycle_with_boot_volume_at_its_attach_id(cloud, kernel, c_p
     assert not run_instance(cloud, state="absent")[0].changed
 
 
+def test_force_replaces_an_instance_on_a_rebuilt_image_and_keeps_its_boot_volume(
+        cloud, kernel, c_programs):
+    volume(cloud, "v1")
+    image(cloud, c_programs, mounts={"%1": "/data"})
+    boot = [{"volume": "v1", "attach_id": 1}]
+    first, dummy = run_instance(cloud, volumes=boot)
+    image(cloud, c_programs, mounts={"%1": "/data"}, env={"VERSION": "2"})  # rebuilt: a new AMI
+    kept, extra = run_instance(cloud, volumes=boot)
+    assert not kept.changed and "image" in extra["mismatch"][0]
+    assert kept.volume["id"] == first.volume["id"]
+    replaced, dummy = run_instance(cloud, volumes=boot, force=True)
+    assert replaced.changed and replaced.volume["id"] != first.volume["id"]
+    assert replaced.actions[0] == "ec2.TerminateInstances %s (its volumes are kept)" % first.volume["id"]
+    # the volume the old instance held is attached to the new one at the same %N
+    assert [(a["device"], a["volume"]) for a in replaced.volume["attachments"]] == \
+        [("/dev/sdb", "v1")]
+    assert not run_instance(cloud, volumes=boot, force=True)[0].changed
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"image": "nope"}, "image 'nope' does not exist in us-east-1"),
     ({"volumes": [{"volume": "v1", "attach_id": 26}]}, "attach_id 26 is out of range on AWS"),

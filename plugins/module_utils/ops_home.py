@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -48,6 +49,22 @@ def drop_state(path):
         pass
 
 
+def set_size(target, size):
+    """Truncate an fd or a path to size bytes. A size that one file cannot have on that
+    filesystem (EFBIG) is the user's error, said as such, not a trace."""
+    try:
+        if isinstance(target, int):
+            os.ftruncate(target, size)
+        else:
+            os.truncate(target, size)
+    except OSError as e:
+        if e.errno not in (errno.EFBIG, errno.EINVAL):
+            raise
+        raise OpsError("a size of %d bytes (%.1f GiB) is more than one file can have on the "
+                       "filesystem of the ops home (%s); choose a smaller size"
+                       % (size, size / float(1 << 30), e.strerror), size=size)
+
+
 def default_ops_dir():
     """As ops: $OPS_HOME/.ops when OPS_HOME is set, else ~/.ops."""
     base = os.environ.get("OPS_HOME")
@@ -57,6 +74,15 @@ def default_ops_dir():
 
 
 class OpsHome:
+    def check_source(self, source):
+        """A volume's source may not be the ops home or hold it: the volume would hold every
+        volume and image in it, and its own file while that is written."""
+        src, home = os.path.realpath(source), os.path.realpath(self.root)
+        if home == src or home.startswith(src.rstrip(os.sep) + os.sep):
+            raise OpsError("source %s %s the ops home %s: a volume of it would hold the volumes "
+                           "and images themselves; give a directory outside the ops home"
+                           % (source, "is" if home == src else "holds", self.root))
+
     def __init__(self, ops_dir=None):
         self.root = os.path.abspath(os.path.expanduser(ops_dir or default_ops_dir()))
 

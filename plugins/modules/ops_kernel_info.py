@@ -79,6 +79,8 @@ from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsH
 
 def run(m):
     home = OpsHome(m.params["ops_dir"])
+    if m.params["nanos_version"]:  # a version that is no version is an error, not "missing"
+        kernels.validate_version(m.params["nanos_version"])
     result = dict(changed=False, releases=kernels.ReleaseStore(home).installed(),
                   latest=kernels.installed_version(home), kernel=None)
     try:

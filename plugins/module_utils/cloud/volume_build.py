@@ -10,7 +10,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
-import os
 
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
@@ -25,6 +24,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem impor
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
     human_size, normalize_uuid, parse_size, validate_name,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import set_size
 
 GIB = 1024 ** 3
 
@@ -54,6 +54,8 @@ class SourcePlan:
 
     def __init__(self, home, provider, spec, check_mode):
         self.spec = spec
+        if spec.source:
+            home.check_source(spec.source)
         self.plan = plan_tree(spec.source, check_mode) if spec.source else TreePlan()
         self.log = prepare(self.plan, version=spec.tfs_version)
         self.need = required_sectors(self.plan, self.log) * SECTOR
@@ -99,7 +101,7 @@ class SourcePlan:
     def built(self, home, uuid_bytes, size):
         """The TFS at `size` bytes in a scratch file (sparse); yields its fd."""
         with home.scratch_file() as fd:
-            os.ftruncate(fd, size)
+            set_size(fd, size)
             write_filesystem(fd, self.plan, self.log, uuid_bytes, self.spec.name, size,
                              self.spec.tfs_version)
             yield fd

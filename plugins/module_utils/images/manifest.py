@@ -34,6 +34,16 @@ CONFIG_IGNORED = {"runconfig", "cloudconfig", "targetroot", "volumesdir", "notra
                   "debugflags", "rebootonexit", "uefiboot", "uefi", "tfsv4", "mapdirs",
                   "localfilesparentdirectory", "home"}
 _VIRTUAL_ID = re.compile(r"^%([0-9]+)$")
+# What each used config key must hold, as ops' config.json has it; anything else is refused
+# with the key named (ops would fail to parse it, or ignore it).
+CONFIG_TYPES = {
+    "env": (dict, "an object of NAME: value"), "mounts": (dict, "an object of volume: mount point"),
+    "manifest_passthrough": (dict, "an object"), "args": (list, "a list of strings"),
+    "files": (list, "a list of paths"), "dirs": (list, "a list of paths"),
+    "klibs": (list, "a list of klib names"), "program": (str, "a path"), "kernel": (str, "a path"),
+    "boot": (str, "a path"), "klib_dir": (str, "a path"), "nanos_version": (str, "a version"),
+    "size": ((str, int), "a size such as 100m"), "nightly": (bool, "true or false"),
+}
 
 
 class ImageSpec:
@@ -66,6 +76,11 @@ def merge_config(spec, config):
     for key, value in config.items():
         low = key.lower()
         if low in CONFIG_KEYS:
+            kind, shape = CONFIG_TYPES[CONFIG_KEYS[low]]
+            if value is not None and (not isinstance(value, kind) or (
+                    kind is not bool and isinstance(value, bool))):
+                raise OpsError("ops config %s must be %s, not %s: %s" % (
+                    key, shape, type(value).__name__, json.dumps(value)[:200]))
             values[CONFIG_KEYS[low]] = value
         elif low not in CONFIG_IGNORED:
             warnings.append("ops config key %r is not used for images and was ignored" % key)
@@ -128,6 +143,16 @@ def _pairs(spec, items, what):
             src = dest = item
         out.append((_host(spec, src), _guest(dest, what)))
     return out
+
+
+def env_values(env):
+    """The environment: each value a scalar (Nanos sets variables to strings); a list or an
+    object would end up in the manifest as a vector or a tuple that no program can read."""
+    for name, value in (env or {}).items():
+        if isinstance(value, (list, tuple, dict)):
+            raise OpsError("env %s is %s, not a string: an environment variable holds one value "
+                           "(join a list into one string)" % (name, type(value).__name__))
+    return env or {}
 
 
 def manifest_string(value, where):
@@ -260,7 +285,7 @@ def build_rootfs(spec, kernel_version, volumes, shares=True):
         "environment": dict({"USER": "root", "PWD": "/", "NANOS_VERSION": kernel_version or "0.0",
                              "NANOS_ARCH": "amd64" if info.machine == "x86_64" else "arm64",
                              "IMAGE_NAME": spec.name},
-                            **manifest_string(spec.env or {}, "env")),
+                            **manifest_string(env_values(spec.env), "env")),
     }
     if mounts.manifest:
         manifest["mounts"] = mounts.manifest

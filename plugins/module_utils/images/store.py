@@ -19,7 +19,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.images import layout
 from ansible_collections.unikernel.ops.plugins.module_utils.images import kernels
 from ansible_collections.unikernel.ops.plugins.module_utils.images import manifest
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, set_size
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import ImageProvider, Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     SECTOR, TFSFormatError, format_uuid,
@@ -139,7 +139,7 @@ class ImageBuild:
         """Write the whole image to fd; returns the new rootfs UUID."""
         layout = image_layout.Layout(len(self.boot_data), self.total)
         root_uuid = os.urandom(16)
-        os.ftruncate(fd, self.total)
+        set_size(fd, self.total)
         image_layout.write_boot_region(fd, self.boot_data, layout)
         write_filesystem(fd, self.bootfs, self.boot_log, os.urandom(16), "",
                          image_layout.BOOTFS_BYTES, base=layout.bootfs)

@@ -301,10 +301,26 @@ def _boot_volume(home, item):
         item = {"volume": item}
     vol = resolve_volume(home, str(item["volume"]))
     node, dev_id = qemu_ids(vol)
-    attach_id = item.get("attach_id")
     return {"volume": vol.name, "uuid": vol.uuid, "path": vol.path, "node": node, "id": dev_id,
             "read_only": bool(item.get("read_only")),
-            "attach_id": int(attach_id) if attach_id is not None else None}
+            "attach_id": _attach_id(item.get("attach_id"), "volume %s" % vol.name)}
+
+
+def _attach_id(value, what):
+    """An attach id (%N) from an option: a whole number from 0, or None."""
+    if value is None:
+        return None
+    try:
+        number = int(str(value).lstrip("%"))
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise OpsError("%s: attach_id %r is not valid: give the N of %%N, a whole number from 0"
+                       % (what, value))
+    return number
+
+
+_MEMORY = re.compile(r"^([0-9]+)[kKmMgGtT]?$")
 
 
 def desired_settings(store, image, memory, cpus, ports, volumes, shares, accel):
@@ -319,10 +335,15 @@ def desired_settings(store, image, memory, cpus, ports, volumes, shares, accel):
         else None
     merged_shares = dict((meta or {}).get("shares") or {})
     for tag, folder in (shares or {}).items():
-        merged_shares[str(int(tag))] = os.path.abspath(folder)
+        merged_shares[str(_attach_id(tag, "share %s" % folder))] = os.path.abspath(folder)
     for tag, folder in merged_shares.items():
         if not os.path.isdir(folder):
             raise OpsError("9p share %s (attach id %%%s) is not a directory" % (folder, tag))
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 255:
+        raise OpsError("cpus %r is not valid: give a number of virtual CPUs from 1 to 255" % (cpus,))
+    if not _MEMORY.match(str(memory)) or not int(_MEMORY.match(str(memory)).group(1)):
+        raise OpsError("memory %r is not valid: use QEMU's syntax - a number of MiB, or a number "
+                       "followed by k, M, G or T (256M, 2G)" % (memory,))
     for port in ports or []:
         qemu.parse_port(port)
     vols = [_boot_volume(store.home, item) for item in volumes or []]

@@ -35,6 +35,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     NEW_EXTENSION_THRESHOLD, SECTOR, SEGMENT_RESERVE, TUPLE_AVAILABLE, TUPLE_EXTENDED,
     Encoder, FileTuple, encode_varint,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import set_size
 
 DATA_START_SECTOR = INITIAL_SECTORS + EXTENSION_SECTORS + GUEST_RESERVE_SECTORS  # 3073
 # Files up to this size are read and written in batches; larger ones go through
@@ -625,7 +626,7 @@ def write_filesystem(fd, plan, log, uuid_bytes, label, size, version=5, copier=N
     if size < need:
         raise OpsError("internal: %d bytes requested but the layout needs %d" % (size, need))
     if os.fstat(fd).st_size < base + size:
-        os.ftruncate(fd, base + size)
+        set_size(fd, base + size)
     if copier is not None:
         copier.finish()
     else:

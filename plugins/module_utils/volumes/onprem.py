@@ -13,7 +13,7 @@ import os
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import InstanceStore, holders_of
-from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, set_size
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     EXTENSION_SECTORS, SECTOR, TFSFormatError, format_uuid,
@@ -143,6 +143,8 @@ class OnPremVolumes(VolumeProvider):
     # -- writing --------------------------------------------------------------------------
 
     def _plan(self, spec, check_mode, sink=None):
+        if spec.source:
+            self.home.check_source(spec.source)
         plan = plan_tree(spec.source, check_mode, sink) if spec.source else TreePlan()
         log = prepare(plan, version=spec.tfs_version)
         return plan, log, required_sectors(plan, log) * SECTOR
@@ -274,7 +276,7 @@ class OnPremVolumes(VolumeProvider):
             facts = plan_facts(plan, log, vf.name, spec.tfs_version)
         else:
             try:
-                os.truncate(vf.path, after_size)  # safe: the kernel takes the disk's size
+                set_size(vf.path, after_size)  # safe: the kernel takes the disk's size
             except OSError as e:
                 raise OpsError("cannot grow %s: %s" % (vf.path, e.strerror))
         vf = find_volume(list_volume_files(self.home.volumes), uuid=vf.uuid)

@@ -27,7 +27,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.blocks import 
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import (
-    drop_state, read_state, write_state,
+    drop_state, read_state, set_size, write_state,
 )
 
 BLOCK = 512 * 1024  # the EBS block size (moto reports 512, but stores what it is sent)
@@ -92,7 +92,7 @@ def read_digests(conn, snapshot_id):
 
 def read_snapshot(conn, snapshot_id, fd, size):
     """The snapshot's bytes into fd (sparse: only its blocks are written)."""
-    os.ftruncate(fd, size)
+    set_size(fd, size)
     for index, token in snapshot_blocks(conn, snapshot_id):
         os.pwrite(fd, read_block(conn, snapshot_id, index, token), index * BLOCK)
 

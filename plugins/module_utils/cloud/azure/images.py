@@ -31,6 +31,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
     CloudBackend, ImageProvider, Outcome,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import human_size
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import set_size
 
 AZURE_KLIBS = ("cloud_init", "tls")
 
@@ -123,7 +124,7 @@ class AzureImages(CloudBackend, ImageProvider):
         total = disks.vhd_size(build.total)
         with conn.home.scratch_file() as fd:
             build.write(fd)
-            os.ftruncate(fd, total)
+            set_size(fd, total)
             os.pwrite(fd, vhd.footer(build.total, os.urandom(16)), build.total)
             existing = disks.get_disk(conn, disk_name)
             if existing is not None:  # a run that stopped between the upload and the image

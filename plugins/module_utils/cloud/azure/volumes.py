@@ -29,6 +29,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import format_uuid
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import render
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import human_size
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import set_size
 
 
 def _diff_text(v, entries=None):
@@ -131,7 +132,7 @@ class _Job:
             return None, None
         uuid_bytes = bytes.fromhex(uuid.replace("-", ""))
         with self.src.built(conn.home, uuid_bytes, data) as fd:
-            os.ftruncate(fd, total)
+            set_size(fd, total)
             os.pwrite(fd, vhd.footer(data, uuid_bytes), data)
             if replace:
                 disks.delete_disk(conn, replace)

@@ -16,6 +16,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
 
 OPS_HOME_ARGS = dict(
     ops_dir=dict(type="path"),
@@ -116,7 +117,13 @@ class OpsModule:
         return result
 
     def run(self, call):
-        """Run call(self) -> dict and exit with it; an OpsError fails with its message."""
+        """Run call(self) -> dict and exit with it; an OpsError fails with its message. First,
+        what killed runs left in the ops home (their staging files) is removed."""
+        if "ops_dir" in self.params:
+            try:
+                OpsHome(self.params["ops_dir"]).sweep_leftovers()
+            except OSError:
+                pass  # a leftover that cannot be removed now is tried again by the next run
         try:
             result = call(self)
         except OpsError as e:

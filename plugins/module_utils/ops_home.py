@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import tempfile
 import time
 
@@ -47,6 +48,30 @@ def drop_state(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+_OWNER = re.compile(r"^\.staging-([0-9]+)\.([0-9]+)-")
+
+
+def process_start(pid):
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22) as text, or
+    None when there is no such process (or only its zombie): with the pid it names one process,
+    pids being reused."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if len(fields) < 20 or fields[0] in ("Z", "X"):  # a zombie is gone, only not reaped yet
+        return None
+    return fields[19]
+
+
+def staging_prefix():
+    """The start of a staging file's name: says which process owns it, so that the next run
+    can tell a killed run's leftovers from the files of a run still going."""
+    pid = os.getpid()
+    return ".staging-%d.%s-" % (pid, process_start(pid) or "0")
 
 
 def set_size(target, size):
@@ -127,15 +152,35 @@ class OpsHome:
 
     @staticmethod
     def _clean_leftovers(tmpdir):
+        """Remove the staging files of runs that are gone: a name that says its owner (pid and
+        start time, see staging_prefix) is removed once that process is no longer there; an
+        older name without one once it is a day old."""
         cutoff = time.time() - 24 * 3600
-        for name in os.listdir(tmpdir):
-            if name.startswith(".staging-"):
-                path = os.path.join(tmpdir, name)
-                try:
-                    if os.lstat(path).st_mtime < cutoff:
-                        os.unlink(path)
-                except OSError:
-                    pass
+        try:
+            names = os.listdir(tmpdir)
+        except OSError:
+            return
+        for name in names:
+            if not name.startswith(".staging-"):
+                continue
+            path = os.path.join(tmpdir, name)
+            owner = _OWNER.match(name)
+            try:
+                if owner:
+                    gone = process_start(int(owner.group(1))) != owner.group(2)
+                else:
+                    gone = os.lstat(path).st_mtime < cutoff
+                if gone:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+    def sweep_leftovers(self):
+        """What a killed run left in this ops home (its staging files), removed; run by every
+        module before it does anything. An ops home that does not exist is left alone."""
+        for folder in (self.state("tmp"), self.volumes, self.images):
+            if os.path.isdir(folder):
+                self._clean_leftovers(folder)
 
     def _staging_dir(self, final_path):
         """Our tmp folder, or the target's own folder when that is on another filesystem
@@ -155,7 +200,7 @@ class OpsHome:
         When it replaces an existing file, the data is flushed to disk first, so a crash cannot
         leave a half-written file where a good one was.
         """
-        fd, tmp = tempfile.mkstemp(prefix=".staging-", suffix=".raw",
+        fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".raw",
                                    dir=self._staging_dir(final_path))
         try:
             os.fchmod(fd, mode)
@@ -175,9 +220,9 @@ class OpsHome:
             raise
 
     @contextlib.contextmanager
-    def scratch_file(self, prefix=".staging-"):
+    def scratch_file(self):
         """A temp file in our tmp folder that is always removed: bytes built for an upload."""
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".raw", dir=self._tmp_dir())
+        fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".raw", dir=self._tmp_dir())
         try:
             yield fd
         finally:

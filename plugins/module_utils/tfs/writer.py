@@ -415,6 +415,19 @@ def _copy_data(dst_fd, copies, base=0):
 _DIR = struct.Struct("<IIIQ")
 
 
+def die_with(parent):
+    """This (forked) process gets SIGKILL when its parent dies (Linux's PR_SET_PDEATHSIG), so a
+    killed build leaves no copier running on; and exits now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes  # pylint: disable=import-outside-toplevel
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 class DataCopier:
     """Copies file data in a forked child while the parent goes on planning and encoding.
 
@@ -434,10 +447,12 @@ class DataCopier:
         except OSError:
             pass
         self._err_r, err_w = os.pipe()
+        parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the child: copy what arrives, then exit without cleanup handlers
             code = 0
             try:
+                die_with(parent)
                 os.close(self._rec_w)
                 os.close(self._err_r)
                 self._copy_from(rec_r, fd)

@@ -108,6 +108,10 @@ options:
     description:
       - Extra manifest keys, as ops' C(ManifestPassthrough). Booleans and numbers are converted
         to the strings Nanos expects (ops fails on them); dicts become tuples, lists vectors.
+      - Nanos takes some flags as on whatever their value - C(readonly_rootfs), C(debug_exit),
+        C(noaslr), C(ltrace), C(static_map_program), C(missing_files), C(exec_protection),
+        C(program_overwrite), C(ingest_kernel_symbols). For those a value that means off
+        (V(false), V(no), V(off), V(0)) leaves the key out of the manifest, as it would be meant.
     type: dict
   readonly_rootfs:
     description:

@@ -34,6 +34,21 @@ CONFIG_IGNORED = {"runconfig", "cloudconfig", "targetroot", "volumesdir", "notra
                   "debugflags", "rebootonexit", "uefiboot", "uefi", "tfsv4", "mapdirs",
                   "localfilesparentdirectory", "home"}
 _VIRTUAL_ID = re.compile(r"^%([0-9]+)$")
+# Manifest flags that Nanos treats as on whatever their value - it only asks whether the key is
+# there (nanos b9c3671: stage3.c readonly_rootfs, init.c debug_exit and ingest_kernel_symbols,
+# exec.c and mmap.c noaslr, exec.c ltrace and static_map_program, syscall.c missing_files,
+# unix.c exec_protection and program_overwrite). A value that means off leaves the key out.
+PRESENCE_FLAGS = frozenset(("readonly_rootfs", "debug_exit", "ingest_kernel_symbols", "noaslr",
+                            "ltrace", "static_map_program", "missing_files", "exec_protection",
+                            "program_overwrite"))
+OFF_VALUES = ("false", "no", "off", "0", "")
+
+
+def means_off(value):
+    return value is False or value is None or (
+        not isinstance(value, (dict, list, tuple)) and str(value).strip().lower() in OFF_VALUES)
+
+
 # What each used config key must hold, as ops' config.json has it; anything else is refused
 # with the key named (ops would fail to parse it, or ignore it).
 CONFIG_TYPES = {
@@ -296,6 +311,8 @@ def build_rootfs(spec, kernel_version, volumes, shares=True):
     for key, value in (spec.manifest_passthrough or {}).items():
         if key in ("children", "program"):
             raise OpsError("manifest_passthrough cannot set %r; use the module's options" % key)
+        if key in PRESENCE_FLAGS and means_off(value):
+            continue  # Nanos would take "false" as on; readonly_rootfs: true (the option) stays
         manifest[str(key)] = manifest_string(value, "manifest_passthrough.%s" % key)
     for key, value in manifest.items():
         plan.root[key.encode()] = value

@@ -129,7 +129,7 @@ class ImageBuild:
                 "kernel": self.kernel.as_dict(), "program": self.manifest["program"],
                 "mounts": self.mounts.manifest, "shares": self.mounts.shares,
                 "volumes": self.mounts.volumes, "libraries": self.libs,
-                "readonly_rootfs": bool(self.spec.readonly_rootfs),
+                "readonly_rootfs": "readonly_rootfs" in self.manifest,  # as Nanos will see it
                 "klibs": list(self.spec.klibs or [])}
 
     def manifest_text(self):

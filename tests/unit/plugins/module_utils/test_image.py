@@ -161,6 +161,34 @@ def test_readonly_rootfs_and_passthrough(home, c_programs):
         assert b"readonly_rootfs" not in root.manifest()  # any value would count
 
 
+def test_passthrough_flags_that_mean_off_are_left_out(home, c_programs):
+    """Nanos takes these flags as on whatever their value; "off" leaves them out, and the
+    result, ops_image_info (read_image) and the image's own manifest agree."""
+    images = LocalImages(home["ops"])
+    off = {"readonly_rootfs": "false", "debug_exit": "no", "noaslr": 0, "exec_protection": False,
+           "missing_files": "Off", "futex_trace": "false"}
+    out = images.present(spec(program=c_programs["static"], manifest_passthrough=off))
+    with rootfs(out.volume["path"]) as root:
+        man = root.manifest()
+    for key in ("readonly_rootfs", "debug_exit", "noaslr", "exec_protection", "missing_files"):
+        assert key.encode() not in man
+    assert man[b"futex_trace"] == b"false"  # not a flag of that kind: passed as it is
+    back = read_image(out.volume["path"])
+    assert back["readonly_rootfs"] is False and "debug_exit" not in back["manifest"]
+    assert out.volume["readonly_rootfs"] is False
+    on = images.present(spec(program=c_programs["static"], readonly_rootfs=True,
+                             manifest_passthrough={"readonly_rootfs": "false", "ltrace": "yes"}))
+    with rootfs(on.volume["path"]) as root:
+        man = root.manifest()
+    assert man[b"readonly_rootfs"] == b"true"  # the option wins over the passthrough
+    assert man[b"ltrace"] == b"yes"
+    assert on.volume["readonly_rootfs"] is True
+    through = images.present(spec(program=c_programs["static"],
+                                  manifest_passthrough={"readonly_rootfs": "yes"}))
+    assert through.volume["readonly_rootfs"] is True  # as Nanos sees it, and read_image says
+    assert read_image(through.volume["path"])["readonly_rootfs"] is True
+
+
 def test_ops_config_file(home, c_programs, tmp_path):
     proj = tmp_path / "proj"
     (proj / "static" / "css").mkdir(parents=True)

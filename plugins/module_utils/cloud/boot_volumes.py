@@ -18,6 +18,19 @@ class VolumeRef:
         self.name, self.uuid, self.path = name, uuid, path
 
 
+def parse_attach_id(value, what):
+    """The N of %N from an option (N, "N" or "%N"), or None; anything else is refused."""
+    if value is None:
+        return None
+    try:
+        number = int(str(value)[1:] if str(value).startswith("%") else value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or number < 0:
+        raise OpsError("%s: attach_id %r is not a number from 0 (the N of %%N)" % (what, value))
+    return number
+
+
 def parse_boot_volumes(volumes, device_of):
     """[{volume, attach_id, read_only}]; device_of(attach_id) refuses an id out of range."""
     out = []
@@ -27,13 +40,8 @@ def parse_boot_volumes(volumes, device_of):
         if not isinstance(item, dict) or not item.get("volume"):
             raise OpsError("volumes: each item is a volume name or {volume, attach_id, "
                            "read_only}, not %r" % (item,))
-        attach_id = item.get("attach_id")
+        attach_id = parse_attach_id(item.get("attach_id"), "volumes: volume %s" % item["volume"])
         if attach_id is not None:
-            try:
-                attach_id = int(attach_id)
-            except (TypeError, ValueError):
-                raise OpsError("volumes: attach_id %r of volume %s is not a number"
-                               % (attach_id, item["volume"]))
             device_of(attach_id)
         out.append({"volume": str(item["volume"]), "attach_id": attach_id,
                     "read_only": bool(item.get("read_only"))})

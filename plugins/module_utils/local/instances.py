@@ -23,6 +23,9 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.unikernel.ops.plugins.module_utils.cloud.boot_volumes import (
+    parse_attach_id, parse_boot_volumes,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.local import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images.layout import filesystem_offsets
@@ -297,27 +300,11 @@ SETTING_KEYS = ("image", "image_rootfs", "memory", "cpus", "ports", "volumes", "
 
 
 def _boot_volume(home, item):
-    if isinstance(item, str):
-        item = {"volume": item}
-    vol = resolve_volume(home, str(item["volume"]))
+    """One of parse_boot_volumes' items, resolved against the ops home."""
+    vol = resolve_volume(home, item["volume"])
     node, dev_id = qemu_ids(vol)
     return {"volume": vol.name, "uuid": vol.uuid, "path": vol.path, "node": node, "id": dev_id,
-            "read_only": bool(item.get("read_only")),
-            "attach_id": _attach_id(item.get("attach_id"), "volume %s" % vol.name)}
-
-
-def _attach_id(value, what):
-    """An attach id (%N) from an option: a whole number from 0, or None."""
-    if value is None:
-        return None
-    try:
-        number = int(str(value).lstrip("%"))
-    except ValueError:
-        number = -1
-    if isinstance(value, bool) or number < 0:
-        raise OpsError("%s: attach_id %r is not valid: give the N of %%N, a whole number from 0"
-                       % (what, value))
-    return number
+            "read_only": item["read_only"], "attach_id": item["attach_id"]}
 
 
 _MEMORY = re.compile(r"^([0-9]+)[kKmMgGtT]?$")
@@ -335,7 +322,7 @@ def desired_settings(store, image, memory, cpus, ports, volumes, shares, accel):
         else None
     merged_shares = dict((meta or {}).get("shares") or {})
     for tag, folder in (shares or {}).items():
-        merged_shares[str(_attach_id(tag, "share %s" % folder))] = os.path.abspath(folder)
+        merged_shares[str(parse_attach_id(tag, "share %s" % folder))] = os.path.abspath(folder)
     for tag, folder in merged_shares.items():
         if not os.path.isdir(folder):
             raise OpsError("9p share %s (attach id %%%s) is not a directory" % (folder, tag))
@@ -346,7 +333,10 @@ def desired_settings(store, image, memory, cpus, ports, volumes, shares, accel):
                        "followed by k, M, G or T (256M, 2G)" % (memory,))
     for port in ports or []:
         qemu.parse_port(port)
-    vols = [_boot_volume(store.home, item) for item in volumes or []]
+    # the items as every provider reads them (shape, attach ids, a volume or an id given twice);
+    # any %N from 0 is a SCSI device id here
+    vols = [_boot_volume(store.home, item)
+            for item in parse_boot_volumes(volumes, device_of=lambda n: n)]
     seen = set()
     for v in vols:
         if v["path"] in seen:

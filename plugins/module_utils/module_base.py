@@ -13,10 +13,9 @@ __metaclass__ = type
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome
+from ansible_collections.unikernel.ops.plugins.module_utils.url_credentials import CredentialSafeModule
 
 OPS_HOME_ARGS = dict(
     ops_dir=dict(type="path"),
@@ -88,7 +87,7 @@ class OpsModule:
         if providers:
             spec.update(PROVIDER_ARGS)
         spec.update(argument_spec)
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.module = CredentialSafeModule(argument_spec=spec, **kwargs)
         if providers is True:
             wrong = misplaced_options(self.params)
             if wrong:

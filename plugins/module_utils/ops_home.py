@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 
@@ -21,6 +22,73 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 # Our own bookkeeping lives in a hidden folder that ops never lists (ops lists every file in
 # images/ as an image and splits every file name in volumes/ on ':').
 STATE_DIR = ".unikernel-ops"
+
+
+# Volume and image files: what Nanos mkfs creates its output with (tools/mkfs.c:
+# open(..., O_CREAT|O_RDWR|O_TRUNC, 0644)), less the umask.
+VOLUME_MODE = 0o644
+
+
+def current_umask():
+    """This process's umask, read without changing it where Linux shows it (/proc/self/status);
+    elsewhere set and put back at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _make_dirs(path, mode, exact):
+    """The missing folders of path, each made with mode (as Go's MkdirAll, which ops uses;
+    Python's makedirs gives the parents 0777) less the umask, but always usable by their owner;
+    exact: mode whatever the umask. Returns them."""
+    missing = []
+    folder = path
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, mode)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            continue  # another run made it at the same time: its mode is its own
+        if exact:
+            os.chmod(folder, mode)  # mkdir's mode is less the umask
+        elif stat.S_IMODE(os.stat(folder).st_mode) & 0o700 != 0o700:
+            # a umask such as 0277 would leave a folder we made that we cannot fill ourselves
+            os.chmod(folder, (mode & ~current_umask()) | 0o700)
+    return missing
+
+
+def private_dirs(path):
+    """A folder of our bookkeeping, owner-only (0700) whatever the umask, with its missing
+    parents. The folders from the state folder (STATE_DIR) down are made 0700 even when they
+    exist (an older run may have made them under another umask); the ops home above it is an
+    ordinary folder (0755 less the umask, as ops makes it)."""
+    path = os.path.abspath(path)
+    parts = path.split(os.sep)
+    first = parts.index(STATE_DIR) + 1 if STATE_DIR in parts else len(parts)
+    _make_dirs(os.sep.join(parts[:first - 1]) or os.sep, 0o755, False)
+    made = _make_dirs(path, 0o700, True)
+    for i in range(first, len(parts) + 1):
+        folder = os.sep.join(parts[:i])
+        if folder in made:
+            continue
+        st = os.stat(folder)
+        if stat.S_IMODE(st.st_mode) != 0o700 and st.st_uid == os.geteuid():
+            os.chmod(folder, 0o700)
+    return path
 
 
 def read_state(path, default=None):
@@ -33,14 +101,27 @@ def read_state(path, default=None):
 
 
 def write_state(path, data):
-    """A JSON state file, owner-only whatever the umask, replaced atomically."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        json.dump(data, f)
-    os.rename(tmp, path)
+    """A JSON state file, owner-only (0600, its folders 0700) whatever the umask, replaced
+    atomically."""
+    private_dirs(os.path.dirname(path))
+    replace_json(path, data)
+
+
+def replace_json(path, data):
+    """path holds data as JSON, owner-only (0600), replaced atomically in its folder. The temp
+    file's name starts with '.' and names its owner, so a killed run's one is swept."""
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".json", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            json.dump(data, f)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def drop_state(path):
@@ -127,8 +208,14 @@ class OpsHome:
         return os.path.join(self.root, STATE_DIR, *parts)
 
     def ensure_dir(self, path, mode=0o755):
+        """A folder with its missing parents, made with mode less the umask; the state folder and
+        those in it always 0700 (private_dirs)."""
+        full = os.path.abspath(path)
         try:
-            os.makedirs(path, mode=mode, exist_ok=True)
+            if full == self.state() or full.startswith(self.state() + os.sep):
+                private_dirs(full)
+            else:
+                _make_dirs(full, mode, False)
         except OSError as e:
             raise OpsError("cannot create %s: %s" % (path, e.strerror))
         return path
@@ -139,6 +226,7 @@ class OpsHome:
         path = os.path.join(self.ensure_dir(self.state(), 0o700), name + ".lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            os.fchmod(fd, 0o600)  # a umask such as 0277 would leave a lock no later run can open
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -177,10 +265,15 @@ class OpsHome:
 
     def sweep_leftovers(self):
         """What a killed run left in this ops home (its staging files), removed; run by every
-        module before it does anything. An ops home that does not exist is left alone."""
-        for folder in (self.state("tmp"), self.volumes, self.images):
+        module before it does anything. An ops home that does not exist is left alone.
+        Volumes and images are staged in the tmp folder (or beside their file); state files
+        beside theirs, anywhere in the state folder."""
+        for folder in (self.volumes, self.images, self.instances):
             if os.path.isdir(folder):
                 self._clean_leftovers(folder)
+        for folder, dirs, _files in os.walk(self.state()):
+            dirs.sort()
+            self._clean_leftovers(folder)
 
     def _staging_dir(self, final_path):
         """Our tmp folder, or the target's own folder when that is on another filesystem
@@ -192,24 +285,48 @@ class OpsHome:
             tmpdir = target_dir
         return tmpdir
 
+    @staticmethod
+    def _final_mode(final_path, fd):
+        """Give the staged file what the file it replaces has (mode, and owner when we may), as
+        mkfs's and ops' open(O_TRUNC) of an existing file keeps them: a volume made private
+        stays private through a rebuild. A new file gets VOLUME_MODE less the umask."""
+        try:
+            st = os.stat(final_path)
+        except FileNotFoundError:
+            os.fchmod(fd, VOLUME_MODE & ~current_umask())
+            return
+        if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.fchown(fd, st.st_uid, st.st_gid)
+            except PermissionError:
+                pass  # not root: the new file is ours, as any file we create
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
+
     @contextlib.contextmanager
-    def staged_file(self, final_path, mode=0o644):
+    def staged_file(self, final_path, mode=None):
         """A temp file on the same filesystem, renamed onto final_path only if the block succeeds.
 
         Yields the open fd. On any error the temp file is removed and final_path is untouched.
         When it replaces an existing file, the data is flushed to disk first, so a crash cannot
-        leave a half-written file where a good one was.
+        leave a half-written file where a good one was. The file gets mode when given (whatever
+        the umask), else the mode of the file it replaces, else VOLUME_MODE less the umask.
         """
         fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".raw",
                                    dir=self._staging_dir(final_path))
         try:
-            os.fchmod(fd, mode)
+            if mode is None:
+                self._final_mode(final_path, fd)
+            else:
+                os.fchmod(fd, mode)
             yield fd
             if os.path.exists(final_path):
                 os.fsync(fd)
             os.close(fd)
             fd = None
-            os.rename(tmp, final_path)
+            try:
+                os.rename(tmp, final_path)
+            except OSError as e:  # a folder this user may not write: the staging one could be
+                raise OpsError("cannot write %s: %s" % (final_path, e.strerror))
         except BaseException:
             if fd is not None:
                 os.close(fd)
@@ -224,6 +341,7 @@ class OpsHome:
         """A temp file in our tmp folder that is always removed: bytes built for an upload."""
         fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".raw", dir=self._tmp_dir())
         try:
+            os.fchmod(fd, 0o600)  # mkstemp's 0600 is less the umask
             yield fd
         finally:
             os.close(fd)

@@ -22,6 +22,10 @@ description:
   - Mount keys are checked before anything boots - a volume name must match exactly one local
     volume, a UUID must be well formed, a host directory must exist (it is shared over 9p), and
     anything else is an error naming the key. ops silently turns such typos into 9p shares.
+  - A local volume the mounts name whose file is damaged (its TFS header or log does not read, or
+    the file is shorter than its log and data say) or was renamed (its header holds another label
+    or UUID than its file name) is an error naming the volume, even when the image is current;
+    the volume and the image are left as they are. Only the header and the log are read.
   - The root filesystem gets free space for the guest to write (ops sizes it to its content, and
     the guest's writes fail).
   - With O(provider=aws), the same image bytes (rounded up to whole GiB) are sent as an EBS
@@ -128,10 +132,16 @@ options:
       - Module options win; O(env), O(mounts) and O(manifest_passthrough) are merged key by key.
     type: raw
   kernel:
-    description: An explicit C(kernel.img) (with O(boot)), instead of the ops home's.
+    description:
+      - An explicit C(kernel.img) (with O(boot)), instead of the ops home's.
+      - It must be a Nanos kernel (a 64-bit x86_64 ELF executable with no dynamic loader);
+        anything else is refused before the image is built.
     type: path
   boot:
-    description: An explicit C(boot.img) (with O(kernel)).
+    description:
+      - An explicit C(boot.img) (with O(kernel)).
+      - It must be a Nanos boot sector (the C(0x55AA) signature and its stage2 record); anything
+        else is refused.
     type: path
   klibs:
     description: Names of klibs (kernel libraries such as V(tls), V(ntp)) to put in the boot filesystem.
@@ -149,6 +159,9 @@ options:
     description:
       - Size of the whole image, in ops' size grammar (V(512), V(56k), V(500m), V(10g)), as ops'
         C(BaseVolumeSz). Defaults to the content plus 8 MiB free in the root filesystem.
+      - A smaller size is an error unless the root filesystem keeps the room the guest needs to
+        write - the 1 MiB it reserves for its log and one free sector (more when the last log
+        extension is nearly full); the message gives the smallest size accepted.
     type: str
   hostname:
     description: The guest's host name, written to C(/etc/hostname) and C(/proc/sys/kernel/hostname).

@@ -132,7 +132,10 @@ images:
       returned: when this collection built the image
       type: dict
     error:
-      description: Why the file could not be read as a Nanos image.
+      description:
+        - Why the file could not be read as a Nanos image (no partition table, a damaged boot or
+          root filesystem), naming the file and, for a filesystem, where in it it starts.
+        - A damaged image does not fail the task; the other images are listed as they are.
       returned: when the file is not a readable image
       type: str
 """

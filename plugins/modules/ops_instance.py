@@ -17,7 +17,12 @@ description:
     attached at boot as SCSI LUNs, host folders shared over 9p, and QMP on a UNIX socket that only
     its owner can use.
   - The instance is recorded in C(<ops_dir>/instances/<pid>) in ops' format, so
-    C(ops instance list) shows it. A record whose QEMU is gone is cleaned up.
+    C(ops instance list) shows it. A record whose QEMU is gone is cleaned up. Records, console
+    logs, pidfiles and state folders are owner-only (0600, 0700) whatever the umask.
+  - A record is acted on (its QEMU stopped, its QMP socket connected to, the record removed) only
+    when it is this user's, no one else can write it, its console log, pidfile and QMP socket are
+    in the instance's state folder and its pid is the QEMU it names; any other record is left
+    alone, with a warning that names it and says why.
   - Idempotent - a running instance whose settings match is not a change. A mismatch (other
     memory, ports, volumes, a rebuilt image...) is reported and acted on only with O(force=true)
     or O(state=restarted).
@@ -65,9 +70,13 @@ options:
     type: str
   state:
     description:
-      - V(running) starts the instance when it is not running. V(stopped) asks the guest to power
-        down and quits QEMU after O(stop_timeout). V(restarted) stops and starts it. V(absent)
-        stops it and removes its console log and socket folder.
+      - V(running) starts the instance when it is not running. A running instance is checked - a
+        QEMU stopped by a signal (SIGSTOP), a QMP socket that is gone or does not answer, a QEMU
+        status other than running, and a Nanos crash on its console fail the task (the instance
+        cannot do its work or cannot be managed; O(state=restarted) replaces it); a guest paused
+        over QMP is a warning (QMP still manages it; it is not resumed).
+      - V(stopped) asks the guest to power down and quits QEMU after O(stop_timeout). V(restarted)
+        stops and starts it. V(absent) stops it and removes its console log and socket folder.
     type: str
     choices: [running, stopped, restarted, absent]
     default: running
@@ -100,6 +109,8 @@ options:
       - Host folders shared over 9p, by attach id (the N of the image's V(%N) mount). Shares the
         image was built with (host folders given as mount keys to M(unikernel.ops.ops_image)) are
         included without being listed here.
+      - A share the image mounts read-only (V(:ro) in its mounts) is read-only in QEMU as well
+        (C(readonly=on)), not only in the guest.
     type: dict
     default: {}
   accel:
@@ -110,14 +121,22 @@ options:
     choices: [auto, kvm, tcg]
     default: auto
   wait_for:
-    description: A regular expression to wait for on the console after starting.
+    description:
+      - A regular expression to wait for on the console after starting (or, when the instance
+        already runs, to find on its console).
+      - A Nanos crash on the console (C(lastvector:), C(assertion ... failed), C(frame trace:))
+        fails the task at once, with those console lines in the message, not after O(timeout).
     type: str
   timeout:
-    description: Seconds to wait for QMP to answer, and for O(wait_for).
+    description: Seconds to wait for QMP to answer, and for O(wait_for); at least 1.
     type: int
     default: 30
   stop_timeout:
-    description: Seconds the guest gets to power down before QEMU is told to quit (then killed).
+    description:
+      - Seconds the guest gets to power down before QEMU is told to quit, then sent SIGTERM, then
+        SIGKILL, each with a wait of 1 to 2 seconds, so a stop ends within some 5 seconds of
+        O(stop_timeout). A QEMU stopped by a signal is continued (SIGCONT) first; one without a
+        QMP socket is sent SIGTERM at once.
     type: int
     default: 10
   force:
@@ -238,8 +257,22 @@ instance:
       type: str
       sample: /home/user/.ops/.unikernel-ops/instances/web-1/qmp.sock
     settings:
-      description: The settings it runs with (memory, cpus, ports, volumes, shares, accel and why).
+      description:
+        - The settings it runs with (memory, cpus, ports, volumes, shares, read_only_shares - the
+          attach ids of the shares that are read-only -, accel and why).
       type: dict
+    status:
+      description:
+        - QEMU's run state (V(running), V(paused), ...), or V(frozen) (the process is stopped by
+          a signal), V(unreachable) (QMP is gone or does not answer), V(unknown) (no QMP).
+      type: str
+      sample: running
+    crash:
+      description: The Nanos crash lines on its console; null when it shows none.
+      type: str
+    problem:
+      description: What is wrong with it (paused, frozen, unreachable, crashed); null when nothing.
+      type: str
     attachments:
       description: Disks QEMU reports, with file, node, device id, read-only and attach id.
       type: list

@@ -14,8 +14,10 @@ version_added: 0.1.0
 description:
   - Lists the instances recorded in C(<ops_dir>/instances/), those started by the ops CLI
     included, with their state and, over QMP (our UNIX socket, or ops' C(mgmt) TCP port), the
-    disks QEMU has attached. Records whose QEMU process is gone are reported as stale (and
-    removed unless in check mode, as ops does).
+    disks QEMU has attached, and its health (QEMU's run state, a Nanos crash on its console).
+    Records whose QEMU process is gone are reported as stale (and removed unless in check mode,
+    as ops does). Records that are not this user's to act on (another owner, writable by others,
+    a link, paths outside the instance's state folder) are reported as refused and left alone.
   - With O(provider=aws), lists the EC2 instances tagged C(CreatedBy=ops) that are not
     terminated, with their attached volumes, device names and attach ids (V(%N)).
   - With O(provider=gcp), lists the collection's instances in O(zone), with their disks by
@@ -101,11 +103,42 @@ instances:
       description: Why QMP could not be asked.
       returned: when attachments is null
       type: str
+    status:
+      description:
+        - QEMU's run state (V(running), V(paused), ...), or V(frozen) (the process is stopped by
+          a signal), V(unreachable) (QMP is gone or does not answer), V(unknown) (no QMP).
+      type: str
+      sample: running
+    crash:
+      description: The Nanos crash lines on its console; null when it shows none.
+      type: str
+    problem:
+      description: What is wrong with it (paused, frozen, unreachable, crashed); null when nothing.
+      type: str
 stale:
   description: Records whose QEMU process is gone.
   returned: always
   type: list
   elements: dict
+refused:
+  description: Records left alone because they are not this user's to act on (each is also a warning).
+  returned: when O(provider=onprem)
+  type: list
+  elements: dict
+  contains:
+    record:
+      description: The record file.
+      type: str
+    name:
+      description: The instance it names (null when it was not read).
+      type: str
+    pid:
+      description: The pid it names (null when it was not read).
+      type: int
+    reason:
+      description: Why it is not acted on.
+      type: str
+      sample: other users can write it (mode 0664); if it is yours, make it writable by you only (chmod go-w)
 """
 
 from ansible_collections.unikernel.ops.plugins.module_utils.module_base import OpsModule
@@ -114,6 +147,8 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import bac
 
 def run(m):
     found = backend("instances", m.params).list_instances(m.params["name"], check_mode=m.check_mode)
+    for warning in found.pop("warnings", []):
+        m.module.warn(warning)
     return dict(changed=False, **found)
 
 

@@ -26,6 +26,11 @@ description:
     O(checksum) and must hold C(kernel.img) and C(boot.img); it is unpacked into a temporary
     folder that replaces the release folder whole, so a failed install leaves the previous one
     in place and nothing behind.
+  - A tarball whose C(kernel.img) is not a Nanos kernel (the 64-bit x86_64 ELF executable of a
+    release, with loadable segments and no dynamic loader) or whose C(boot.img) is not a Nanos
+    boot sector image (the C(0x55AA) signature and the stage2 record Nanos' stage1 ends with,
+    describing the stage2 that follows) is refused, naming the member and the tarball, before
+    anything is installed.
   - Requests go through Ansible's C(open_url) on the managed host (Python's standard library),
     which takes proxies from the environment (C(https_proxy), C(http_proxy), C(no_proxy)) as
     urllib reads them.
@@ -53,7 +58,8 @@ attributes:
 options:
   version:
     description:
-      - The release version, the name of its folder in the ops home (for example V(0.1.54)).
+      - The release version, the name of its folder in the ops home (for example V(0.1.54)); at
+        most 128 characters.
       - V(latest) reads C(latest.txt) at O(release_url) (as C(ops update) does) and installs
         the release it names from C(<release_url>/<version>/nanos-release-linux-<version>.tar.gz).
         That release already installed is no change and downloads no tarball.

@@ -15,6 +15,9 @@ description:
   - Lists the Nanos releases installed in the ops home (folders holding C(kernel.img) and
     C(boot.img)), the one C(latest.txt) names, and the kernel M(unikernel.ops.ops_image) would
     build with - or, when there is none, the reason and how to install one.
+  - A release whose C(kernel.img) is not a Nanos kernel (not a 64-bit x86_64 ELF executable)
+    or whose C(boot.img) has no Nanos boot sector, for example one an interrupted download left
+    behind, is no kernel to build with; RV(missing) names the file and what is wrong with it.
 author:
   - unikernel.ops maintainers (@unikernel-ops)
 extends_documentation_fragment:
@@ -66,7 +69,7 @@ kernel:
   type: dict
   sample: {version: 0.1.54, kernel: /home/user/.ops/0.1.54/kernel.img, boot: /home/user/.ops/0.1.54/boot.img, klibs: /home/user/.ops/0.1.54/klibs}
 missing:
-  description: Why there is no kernel, and how to install one.
+  description: Why there is no kernel (none installed, or which file of it is damaged), and how to install one.
   returned: when RV(kernel) is null
   type: str
 """

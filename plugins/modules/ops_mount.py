@@ -19,6 +19,17 @@ description:
     the attach, and a detach waits for QEMU's C(DEVICE_DELETED) event before releasing the
     volume, so it can be attached again (ops' detach leaves it open, and its next attach fails).
   - A volume attached to another running instance is refused (two writers corrupt a volume).
+  - Locally, refused before any change - an O(attach_id) another volume of the instance has (at
+    boot or hot-plugged; the message names it), a volume whose QEMU device id (its name) is the
+    id of another device of the instance (such as C(scsi0) or C(boot)), and an instance whose
+    console shows a Nanos crash (C(lastvector:), C(assertion ... failed), C(frame trace:)); the
+    message quotes those console lines.
+  - Locally, an attach that fails after C(blockdev-add) is undone (C(device_del),
+    C(blockdev-del)) before the task fails, and a volume detached to be re-attached with
+    O(force) is attached again as it was. It fails when QEMU refuses the C(device_add) (a lock
+    another process holds on the volume file), when the attachment does not show as asked
+    within O(timeout), and when the guest's console shows a crash in the half second after the
+    C(device_add).
   - Before attaching, the instance's image manifest is read; when no mount entry matches the
     volume (by name, UUID or O(attach_id)), the module warns that the guest will not mount it.
   - With O(provider=aws), C(AttachVolume) at the device that gives the guest its V(%N) -
@@ -75,6 +86,7 @@ options:
     description:
       - The N of an image's V(%N) mount - sets the SCSI C(device_id) V(persistent-disk-N) that
         Nanos matches V(%N) against.
+      - Locally, N is 0 to 2147483647 (Nanos keeps it in a 32-bit signed number).
       - With O(provider=aws), N is 1 to 25 and gives the device C(/dev/sd(a+N)).
       - With O(provider=gcp), N is 1 to 127 and gives the C(deviceName) V(persistent-disk-N).
       - With O(provider=azure), N is 0 to 63 and is the data disk's LUN.
@@ -84,7 +96,9 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds to wait for QMP answers and for the detach to complete.
+    description:
+      - Seconds to wait for QMP answers, for the attachment to show in QEMU and for the detach to
+        complete; 1 or more.
     type: int
     default: 10
   force:

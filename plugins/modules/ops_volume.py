@@ -23,6 +23,10 @@ description:
     difference with C(--diff).
   - Every volume gets room for the guest to write; ops' default size does not (the guest
     reserves 1 MiB for its log before its first write).
+  - An existing volume file that is damaged - its TFS header or log does not read, or the file is
+    shorter than its log and data say - or that was renamed (its header holds another label or
+    UUID than its file name) is refused with a message naming the file and what is wrong, and
+    left as it is, even with O(force=true). Only the header and the log are read for this.
   - With O(provider=aws), the same filesystem is built locally at a whole number of GiB (the
     size is rounded up, and the result says so), sent as an EBS snapshot with the EBS direct
     API (only the 512 KiB blocks that hold data, in parallel), and an EBS volume is made from it
@@ -93,9 +97,11 @@ options:
         silently ignores it.
       - When omitted, a new volume gets its content plus at least 1 MiB of free space, rounded up
         to a whole MiB; an existing volume keeps its size.
-      - A size too small for the content is an error (ops silently grows the file). A larger size
-        grows an existing volume in place, which is safe (Nanos takes the disk's size). A smaller
-        one is refused.
+      - A size too small for the content is an error (ops silently grows the file). The smallest
+        size accepted holds the content and its log, the 1 MiB the guest reserves for its log, and
+        one free sector for the guest to write (plus a log extension of 512 KiB when the last one
+        is nearly full); the message gives it. A larger size grows an existing volume in place,
+        which is safe (Nanos takes the disk's size). A smaller one is refused.
     type: str
   source:
     description:
@@ -114,6 +120,7 @@ options:
     description:
       - Rebuild an existing volume whose content differs from O(source), keeping its UUID and
         size (grown if the content needs more). Everything a guest wrote to it is replaced.
+      - A damaged volume file is not rebuilt; delete it (V(absent)) to build it again.
     type: bool
     default: false
   volume_type:

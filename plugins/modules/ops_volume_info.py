@@ -143,7 +143,11 @@ volumes:
       returned: when they disagree
       type: str
     error:
-      description: Why the file could not be read as a Nanos volume; the other facts are missing.
+      description:
+        - Why the file could not be read as a Nanos volume (a damaged header or log, a log that
+          loops or points past the end of the file, a tree that holds itself, ...), naming the
+          file; the other facts are missing.
+        - A damaged volume does not fail the task; the other volumes are listed as they are.
       returned: when the file is not a readable volume
       type: str
 """

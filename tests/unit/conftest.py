@@ -36,7 +36,27 @@ from ansible_collections.unikernel.ops.tests.integration.targets.setup_nanos_sta
     make_boot_img, make_release,
 )
 
-__all__ = ["make_boot_img", "make_release", "c_programs", "COLLECTIONS_PATH"]
+__all__ = ["make_boot_img", "make_release", "kernel_home", "small_site", "c_programs",
+           "COLLECTIONS_PATH"]
+
+
+def kernel_home(ops, version="0.1.99"):
+    """An ops home at ops whose latest.txt names a stand-in release; returns ops as a str."""
+    ops = str(ops)
+    make_release(ops, version)
+    with open(os.path.join(ops, "latest.txt"), "w") as f:
+        f.write(version)
+    return ops
+
+
+def small_site(src):
+    """A volume source of two small files, one in a folder: src/index.html, src/sub/note.txt."""
+    os.makedirs(os.path.join(str(src), "sub"))
+    with open(os.path.join(str(src), "index.html"), "w") as f:
+        f.write("<h1>site</h1>\n")
+    with open(os.path.join(str(src), "sub", "note.txt"), "w") as f:
+        f.write("note\n")
+    return src
 
 
 # -- fixtures shared by the image tests ---------------------------------------------------------

@@ -12,17 +12,15 @@ __metaclass__ = type
 import contextlib
 
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud import identity
-from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import SECTOR
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
-    TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
+    TreePlan, plan_tree, prepare, write_filesystem,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import listing
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import (
-    default_size, plan_facts,
+    new_volume_size, plan_facts,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
-    human_size, normalize_uuid, parse_size, validate_name,
+    normalize_uuid, parse_size, smallest_writable_size, validate_name,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import set_size
 
@@ -58,7 +56,7 @@ class SourcePlan:
             home.check_source(spec.source)
         self.plan = plan_tree(spec.source, check_mode) if spec.source else TreePlan()
         self.log = prepare(self.plan, version=spec.tfs_version)
-        self.need = required_sectors(self.plan, self.log) * SECTOR
+        self.need = smallest_writable_size(self.plan, self.log)
         self.cache = identity.HashCache(home, provider, "volumes", spec.name)
         self.digest, self.hashes = identity.volume_fingerprint(
             self.plan, self.log, spec.tfs_version, self.cache.load())
@@ -75,14 +73,7 @@ class SourcePlan:
 
     def size(self, want_size):
         """The size a new volume gets (before the cloud's rounding)."""
-        size = want_size if want_size is not None else default_size(self.need)
-        if size < self.need:
-            raise OpsError(
-                "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
-                "file data, its log, and the 1 MiB the guest keeps free for its own log)"
-                % (self.spec.size, size, self.need, human_size(self.plan.data_bytes)),
-                needed=self.need)
-        return size
+        return new_volume_size(self.spec.size, want_size, self.plan, self.need)
 
     def reasons(self, fingerprint, tfs_version):
         """Why an existing volume does not hold this source (empty: it does)."""

@@ -16,8 +16,15 @@ import subprocess
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 
 MACHINES = {62: "x86_64", 183: "aarch64"}
-PT_INTERP = 3
+OTHER_MACHINES = {3: "i386", 40: "arm", 243: "riscv"}
+PT_LOAD, PT_INTERP = 1, 3
 ET_EXEC, ET_DYN = 2, 3
+# A loader path longer than this is no path (PATH_MAX); reading it whole could take any memory.
+INTERP_MAX = 4096
+# The images built here boot with boot.img's BIOS stage1/stage2: the pc platform, x86_64 only.
+KERNEL_MACHINE = 62
+WHAT_A_KERNEL_IS = ("a Nanos kernel.img is the x86_64 ELF executable of a Nanos release "
+                    "(kernel.img in nanos-release-linux-<version>.tar.gz)")
 
 
 class ElfInfo:
@@ -39,6 +46,8 @@ def inspect(path):
             head = f.read(64)
             if head[:4] != b"\x7fELF":
                 raise OpsError("program %s is not an ELF executable" % path)
+            if len(head) < 64:
+                raise struct.error("short ELF header")
             if head[4] != 2 or head[5] != 1:
                 raise OpsError("program %s is not a 64-bit little-endian ELF (Nanos runs only "
                                "those)" % path)
@@ -58,14 +67,78 @@ def inspect(path):
                 if p_type == PT_INTERP:
                     p_offset, = struct.unpack_from("<Q", table, i * phentsize + 8)
                     p_filesz, = struct.unpack_from("<Q", table, i * phentsize + 32)
+                    if p_filesz > INTERP_MAX:
+                        raise struct.error("PT_INTERP of %d bytes" % p_filesz)
                     f.seek(p_offset)
                     interp = f.read(p_filesz).rstrip(b"\0").decode("utf-8", "replace")
-    except (OSError, struct.error) as e:
+    except (OSError, struct.error, OverflowError, ValueError) as e:  # an offset past 2**63
         if isinstance(e, OSError):
             raise OpsError("cannot read program %s: %s" % (path, e.strerror or e))
         raise OpsError("program %s is a damaged ELF file" % path)
     kind = "executable" if e_type == ET_EXEC else "shared object (PIE)"
     return ElfInfo(path, MACHINES[e_machine], interp, kind)
+
+
+def _program_headers(f, head):
+    """[(p_type, p_offset, p_filesz)] of an ELF64 little-endian file; struct.error when the
+    table is not in the file."""
+    phoff, = struct.unpack_from("<Q", head, 32)
+    phentsize, phnum = struct.unpack_from("<HH", head, 54)
+    if phnum and phentsize < 56:
+        raise struct.error("program headers of %d bytes" % phentsize)
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
+    out = []
+    for i in range(phnum):
+        p_type, dummy, p_offset = struct.unpack_from("<IIQ", table, i * phentsize)
+        p_filesz, = struct.unpack_from("<Q", table, i * phentsize + 32)
+        out.append((p_type, p_offset, p_filesz))
+    return out
+
+
+def kernel_problem(path):
+    """Why the file at path cannot be a Nanos kernel (text), or None. A cheap look: the ELF
+    header and program headers of the stripped kernel.elf that Nanos ships as kernel.img
+    (64-bit little-endian, x86_64, executable or PIE, loadable, no dynamic loader)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if not head:
+            return "it is empty"
+        if head[:4] != b"\x7fELF":
+            return "it is not an ELF file"
+        if len(head) < 64:
+            return "it is too short for an ELF header (%d bytes)" % len(head)
+        if head[4] != 2 or head[5] != 1:
+            return "it is not a 64-bit little-endian ELF"
+        e_type, e_machine = struct.unpack_from("<HH", head, 16)
+        if e_type not in (ET_EXEC, ET_DYN):
+            return "it is an ELF object or core file, not an executable"
+        if e_machine != KERNEL_MACHINE:
+            name = MACHINES.get(e_machine) or OTHER_MACHINES.get(e_machine) or "machine %d" % e_machine
+            return "it is an ELF for %s, not x86_64" % name
+        try:
+            headers = _program_headers(f, head)
+        except (struct.error, OverflowError, ValueError, OSError):  # ValueError: seek past 2**63
+            return "its ELF program header table is damaged"
+    types = [h[0] for h in headers]
+    if PT_INTERP in types:
+        return "it is a dynamically linked program (it names a dynamic loader), not a kernel"
+    if PT_LOAD not in types:
+        return "it has no loadable segment"
+    return None
+
+
+def check_kernel(path, label=None):
+    """Refuse a kernel.img that is not a Nanos kernel; label: what to call the file in the
+    message (the path by default)."""
+    label = label or "kernel %s" % path
+    try:
+        problem = kernel_problem(path)
+    except OSError as e:
+        raise OpsError("cannot read %s: %s" % (label, e.strerror or e))
+    if problem:
+        raise OpsError("%s is not a Nanos kernel: %s; %s" % (label, problem, WHAT_A_KERNEL_IS))
+    return path
 
 
 def trace_argv(interp, program):

@@ -23,6 +23,8 @@ import tempfile
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images import releases
+from ansible_collections.unikernel.ops.plugins.module_utils.images.elf import check_kernel
+from ansible_collections.unikernel.ops.plugins.module_utils.images.layout import read_boot_region
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import write_state
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.digest import sha256_file
 
@@ -31,6 +33,7 @@ HOW_TO_GET_ONE = ("install a release with the unikernel.ops.ops_kernel module (v
                   "nanos-release-linux-<version>.tar.gz URL or file), or with `ops update`")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 RELEASE_MEMBERS = ("kernel.img", "boot.img")
+VERSION_MAX = 128  # a folder name, and <version>.json beside it, well within NAME_MAX
 
 
 class Kernel:
@@ -55,6 +58,9 @@ def validate_version(version):
     if not version or not _VERSION_RE.match(version) or version in (".", ".."):
         raise OpsError("Nanos version %r is not valid (letters, digits, '.', '_', '+', '-')"
                        % (version,))
+    if len(version) > VERSION_MAX:
+        raise OpsError("Nanos version %r... is %d characters long: a version names a folder of "
+                       "the ops home and has at most %d" % (version[:20], len(version), VERSION_MAX))
     if version.lower() in RESERVED:
         raise OpsError("%r is a folder of the ops home, not a Nanos version" % (version,))
     return version
@@ -76,8 +82,13 @@ def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
             raise OpsError("kernel and boot are given together (the kernel image and the boot "
                            "sector image of the same Nanos release)")
         for what, path in (("kernel", kernel), ("boot", boot)):
-            if not os.path.isfile(path):
+            if not os.path.exists(path):
                 raise OpsError("%s %s does not exist" % (what, path))
+            if not os.path.isfile(path):
+                raise OpsError("%s %s is not a file: give the %s.img of a Nanos release"
+                               % (what, path, what))
+        check_kernel(kernel)
+        read_boot_region(boot, "boot %s" % boot)
         if klibs and not os.path.isdir(klibs):
             raise OpsError("klibs %s is not a directory" % klibs)
         return Kernel(nanos_version, kernel, boot, klibs)
@@ -93,6 +104,9 @@ def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
     if not (os.path.isfile(kpath) and os.path.isfile(bpath)):
         raise OpsError("no Nanos kernel %s found: looked for kernel.img and boot.img in %s; %s"
                        % (version, ", ".join(looked), HOW_TO_GET_ONE))
+    # Files of the ops home can be damaged too (an interrupted `ops update`): named, not used.
+    check_kernel(kpath, "kernel %s of Nanos %s" % (kpath, version))
+    read_boot_region(bpath, "boot %s of Nanos %s" % (bpath, version))
     kdir = klibs or os.path.join(folder, "klibs")
     return Kernel(version, kpath, bpath, kdir if os.path.isdir(kdir) else None)
 
@@ -137,6 +151,9 @@ def _safe_extract(tar_path, dest, label=None):
     missing = [m for m in RELEASE_MEMBERS if not os.path.isfile(os.path.join(dest, m))]
     if missing:
         raise OpsError("%s is not a Nanos release: it has no %s" % (label, ", ".join(missing)))
+    # Checked before the release is put in place: a tarball of other files installs nothing.
+    check_kernel(os.path.join(dest, "kernel.img"), "the kernel.img of release tarball %s" % label)
+    read_boot_region(os.path.join(dest, "boot.img"), "the boot.img of release tarball %s" % label)
 
 
 class ReleaseStore:
@@ -212,11 +229,9 @@ class ReleaseStore:
             got = self._replace(version, folder, src, download, digest, stamp)
             write_state(self._record(version), {"sha256": got, "src": src})
         if make_latest and latest != version:
-            path = os.path.join(self.home.root, "latest.txt")
-            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(version)  # ops writes it with no newline
-            os.rename(path + ".tmp", path)
+            # staged as volumes are: a killed run's temp file is swept by the next run
+            with self.home.staged_file(os.path.join(self.home.root, "latest.txt")) as fd:
+                os.write(fd, version.encode())  # ops writes it with no newline
         return True, actions
 
     def _replace(self, version, folder, src, download, digest, stamp):

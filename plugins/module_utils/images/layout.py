@@ -28,24 +28,32 @@ TYPE_LINUX = 0x83
 TYPE_EFI = 0xEF
 STAGE2_RECORD = 426  # stage1 ends with (u64 load base, u64 stage2 length, u32 type 12)
 STAGE2_RECORD_TYPE = 12
+# Real-mode stage1 loads stage2 below 1 MiB; a larger file is not a boot.img (and is not
+# read whole).
+MAX_BOOT_BYTES = 1024 * 1024
 
 
-def read_boot_region(boot_path):
-    """boot.img's bytes, checked: stage1 must describe a stage2 that the file really holds."""
+def read_boot_region(boot_path, label=None):
+    """boot.img's bytes, checked: stage1 must describe a stage2 that the file really holds.
+    label: what to call the file in messages (the path by default)."""
+    label = label or boot_path
     try:
         with open(boot_path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_BOOT_BYTES + 1)
     except OSError as e:
-        raise OpsError("cannot read boot image %s: %s" % (boot_path, e.strerror))
+        raise OpsError("cannot read boot image %s: %s" % (label, e.strerror))
     if len(data) < SECTOR or data[510:512] != b"\x55\xaa":
-        raise OpsError("%s is not a Nanos boot.img (no boot sector signature)" % boot_path)
+        raise OpsError("%s is not a Nanos boot.img (no boot sector signature)" % label)
     dummy, length, typ = struct.unpack_from("<QQI", data, STAGE2_RECORD)
     if typ != STAGE2_RECORD_TYPE:
         raise OpsError("%s is not a Nanos boot.img (its boot sector describes no stage2)"
-                       % boot_path)
+                       % label)
+    if len(data) > MAX_BOOT_BYTES:
+        raise OpsError("%s is not a Nanos boot.img: it is larger than %d bytes (stage1 loads "
+                       "stage2 below 1 MiB)" % (label, MAX_BOOT_BYTES))
     if SECTOR + length != len(data):
         raise OpsError("%s is damaged: its boot sector says %d bytes of stage2, the file has %d"
-                       % (boot_path, length, len(data) - SECTOR))
+                       % (label, length, len(data) - SECTOR))
     return data
 
 

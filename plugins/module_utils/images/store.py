@@ -19,7 +19,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.images import layout
 from ansible_collections.unikernel.ops.plugins.module_utils.images import kernels
 from ansible_collections.unikernel.ops.plugins.module_utils.images import manifest
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, set_size
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, set_size, write_state
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import ImageProvider, Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     SECTOR, TFSFormatError, format_uuid,
@@ -30,7 +30,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
     TreePlan, prepare, required_sectors, write_filesystem,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
-    human_size, list_volume_files, parse_size,
+    check_volume_file, human_size, list_volume_files, parse_size, smallest_writable_size,
 )
 
 MIB = 1024 * 1024
@@ -104,9 +104,10 @@ class ImageBuild:
         if required_sectors(bootfs, self.boot_log) * SECTOR > image_layout.BOOTFS_BYTES:
             raise OpsError("the kernel and klibs do not fit the 12 MiB boot filesystem")
         self.root_log = prepare(rootfs)
-        size_request = parse_size(spec.size) if spec.size is not None else None
+        size_request = parse_size(spec.size, "image") if spec.size is not None else None
         layout_probe = image_layout.Layout(len(boot_data), 1 << 62)
-        need = layout_probe.rootfs + required_sectors(rootfs, self.root_log) * SECTOR
+        # The rootfs is writable too: the same room for the guest's first write as a volume.
+        need = layout_probe.rootfs + smallest_writable_size(rootfs, self.root_log)
         if size_request is None:
             total = -(-(need + DEFAULT_FREE) // MIB) * MIB
         else:
@@ -186,11 +187,7 @@ class LocalImages(ImageProvider):
             return None
 
     def _save_meta(self, name, meta):
-        path = self._meta_path(name)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-        os.rename(path + ".tmp", path)
+        write_state(self._meta_path(name), meta)  # owner-only, replaced atomically
 
     @staticmethod
     def _manifest_text(path):
@@ -238,6 +235,10 @@ class LocalImages(ImageProvider):
         meta = self._load_meta(spec.name)
         build = plan_image(self.home, spec, list_volume_files(self.home.volumes),
                            (meta or {}).get("hashes"))
+        for volume_file in sorted(set(build.mounts.volumes.values())):
+            # An image is only as good as what it mounts; current or not, it is refused, as the
+            # guest would find a damaged volume missing or unreadable at boot.
+            check_volume_file(volume_file, "mounted by image %r" % spec.name)
         path = self.path(spec.name)
         exists = os.path.exists(path)
         current_uuid = None

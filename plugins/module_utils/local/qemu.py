@@ -24,6 +24,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 QEMU_BINARY = "qemu-system-x86_64"
 SCSI_BUS = "scsi0.0"
 BOOT_NODE = "hd0"
+# the ids of the devices and nodes every instance has (build_argv): no volume can use one
+RESERVED_DEVICE_IDS = {"boot": "boot disk", BOOT_NODE: "boot disk node", "scsi0": "SCSI controller",
+                       "pci.1": "PCIe root port", "pci.2": "PCIe root port", "pci.4": "PCIe root port"}
 _PORT_RE = re.compile(r"^(?:(?P<addr>[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+|\[[0-9a-fA-F:]+\]):)?"
                       r"(?P<host>[0-9]+)(?::(?P<guest>[0-9]+))?(?P<udp>/udp)?$")
 
@@ -70,10 +73,12 @@ def scsi_device(node, dev_id, attach_id=None, bootindex=None):
 
 class LaunchConfig:
     """Everything argv depends on. volumes: dicts with path, node, id, read_only, attach_id.
-    shares: {tag: host directory}. ports: as parse_port accepts."""
+    shares: {tag: host directory}; read_only_shares: the tags the image mounts :ro. ports: as
+    parse_port accepts."""
 
     def __init__(self, name, image, memory="2G", cpus=1, ports=(), volumes=(), shares=None,
-                 accel="tcg", console=None, qmp_socket=None, pidfile=None, binary=QEMU_BINARY):
+                 accel="tcg", console=None, qmp_socket=None, pidfile=None, binary=QEMU_BINARY,
+                 read_only_shares=()):
         self.name = name
         self.image = image
         self.memory = memory
@@ -81,6 +86,7 @@ class LaunchConfig:
         self.ports = list(ports)
         self.volumes = list(volumes)
         self.shares = dict(shares or {})
+        self.read_only_shares = set(str(t) for t in read_only_shares)
         self.accel = accel
         self.console = console
         self.qmp_socket = qmp_socket
@@ -106,8 +112,11 @@ def build_argv(cfg):
                  "-device", json.dumps(scsi_device(vol["node"], vol["id"], vol.get("attach_id")),
                                        sort_keys=True)]
     for tag in sorted(cfg.shares, key=int):
-        argv += ["-virtfs", "local,path=%s,mount_tag=%s,security_model=none,multidevs=remap,id=fs%s"
-                 % (qemu_opt(cfg.shares[tag]), tag, tag)]
+        # a share the guest mounts :ro is read-only in QEMU too: a guest that ignores its
+        # manifest (or a 9p client bug) still cannot write the host folder
+        argv += ["-virtfs", "local,path=%s,mount_tag=%s,security_model=none,multidevs=remap,id=fs%s%s"
+                 % (qemu_opt(cfg.shares[tag]), tag, tag,
+                    ",readonly=on" if str(tag) in cfg.read_only_shares else "")]
     netdev = "user,id=n0"
     for port in cfg.ports:
         proto, addr, host, guest = parse_port(port)

@@ -5,7 +5,8 @@
 
 Hot-plug done right, where ops fires commands without reading a reply:
 - attach: blockdev-add, then device_add of a scsi-hd LUN on the controller the instance booted
-  with; if device_add fails (a write lock held by another QEMU) the node is removed again.
+  with; if device_add fails (a write lock held by another process) the node is removed again,
+  and an attach its caller finds wrong afterwards is undone with remove().
 - detach: device_del, then wait for the DEVICE_DELETED event for that device, then blockdev-del
   (QEMU releases the node some 60 ms after device_del answers; deleting it earlier fails with
   "Node ... is in use" and the next attach of the volume with "Duplicate nodes").
@@ -105,22 +106,57 @@ class QMPSession:
     # -- hot-plug ---------------------------------------------------------------------------
 
     def attach(self, node, dev_id, path, read_only=False, attach_id=None, attachments=None):
-        """attachments: what attachments() returned just before, to save asking again."""
+        """attachments: what attachments() returned just before, to save asking again. When
+        device_add fails, the node added for it is removed before the error is raised, whose
+        detail left_in_qemu says what could not be (None: nothing is left)."""
         # A node with no device on it is a leftover (ops' detach leaves one): it holds the file
         # open and would make blockdev-add fail with "Duplicate nodes".
         used = set(a["node"] for a in (self.attachments() if attachments is None else attachments))
-        for named in self.execute("query-named-block-nodes", {"flat": True}):
-            if named.get("node-name") == node and node not in used:
-                self.execute("blockdev-del", {"node-name": node})
+        if node not in used and node in self.node_names():
+            self.execute("blockdev-del", {"node-name": node})
         self.execute("blockdev-add", blockdev(node, path, read_only))
         try:
             self.execute("device_add", scsi_device(node, dev_id, attach_id))
-        except OpsError:
-            try:  # the node must not stay behind: it holds the file open
+        except OpsError as e:
+            # the node must not stay behind: it holds the file open
+            raise OpsError(e.msg, left_in_qemu=self.remove(None, node), **e.details)
+
+    def remove(self, dev_id, node, timeout=None):
+        """Undo an attach: detach device dev_id if QEMU has it, delete the node if QEMU has it.
+        Never raises: returns what is left in QEMU as a sentence, or None when nothing is."""
+        problems = []
+        try:
+            if dev_id and dev_id in self.peripherals():
+                self.detach(dev_id, None, timeout)
+            if node in self.node_names():
                 self.execute("blockdev-del", {"node-name": node})
-            except OpsError:
-                pass
-            raise
+        except OpsError as e:
+            problems.append(e.msg)
+        try:
+            left = []
+            if dev_id and dev_id in self.peripherals():
+                left.append("device %s" % dev_id)
+            if node in self.node_names():
+                left.append("block node %s" % node)
+        except OpsError as e:
+            return "QEMU could not be asked what is left of the attach: %s" % e.msg
+        if not left:
+            return None
+        return "QEMU still has %s (%s); detach it with state: detached" % (
+            " and ".join(left), "; ".join(problems) or "removing it failed")
+
+    def node_names(self):
+        """The names of QEMU's named block nodes."""
+        return set(n.get("node-name") for n in self.execute("query-named-block-nodes", {"flat": True}))
+
+    def peripherals(self):
+        """{device id: QEMU type} of the devices given an id (-device id=..., device_add)."""
+        out = {}
+        for child in self.execute("qom-list", {"path": "/machine/peripheral"}):
+            kind = child.get("type") or ""
+            if kind.startswith("child<"):
+                out[child["name"]] = kind[len("child<"):-1]
+        return out
 
     def detach(self, dev_id, node, timeout=None):
         """device_del, wait for DEVICE_DELETED of this device, then blockdev-del."""

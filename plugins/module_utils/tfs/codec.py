@@ -48,8 +48,20 @@ TYPE_STRING = 4
 SUPPORTED_VERSIONS = (4, 5)
 
 
+# A u64 takes at most 10 base-128 bytes; a longer run is damage (and would build a huge int).
+VARINT_MAX_BYTES = 10
+
+
 class TFSFormatError(ValueError):
-    """The bytes are not a TFS we understand."""
+    """The bytes are not a TFS we understand.
+
+    path: the file, when known; reason: the message without it (for callers that name the file
+    themselves)."""
+
+    def __init__(self, reason, path=None):
+        super(TFSFormatError, self).__init__("%s: %s" % (path, reason) if path else reason)
+        self.reason = reason
+        self.path = path
 
 
 def encode_varint(n):
@@ -70,7 +82,8 @@ def encode_varint(n):
 def decode_varint(buf, pos):
     """Return (value, new position)."""
     n = 0
-    while True:
+    end = pos + VARINT_MAX_BYTES
+    while pos < end:
         try:
             b = buf[pos]
         except IndexError:
@@ -79,6 +92,7 @@ def decode_varint(buf, pos):
         n = (n << 7) | (b & 0x7F)
         if not b & 0x80:
             return n, pos
+    raise TFSFormatError("a number longer than 64 bits")
 
 
 def format_uuid(raw):
@@ -140,7 +154,10 @@ class _Header:
         typ = (b >> self.type_shift) & self.type_mask
         length = b & self.len_mask
         if b & self.ext_bit:
+            end = pos + VARINT_MAX_BYTES
             while True:
+                if pos >= end:
+                    raise TFSFormatError("a value length longer than 64 bits")
                 try:
                     c = buf[pos]
                 except IndexError:
@@ -412,6 +429,8 @@ class Decoder:
                 target = self._lookup(index, list)
             for dummy in range(length):
                 value, pos = self._value(buf, pos)
+                if value is DELETED:  # deletes an attribute; a vector has none
+                    raise TFSFormatError("a delete marker inside a vector")
                 target.append(value)
             return target, pos
         if typ == TYPE_INTEGER:

@@ -21,6 +21,16 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
 
 READ_CHUNK = 4 * 1024 * 1024
 MAX_EXTENSIONS = 1 << 20  # a guard against link cycles in a damaged log
+# Log extensions are 1024 sectors (ops refuses others); a length far beyond that is damage, and
+# reading it whole would take that much memory.
+MAX_EXTENSION_SECTORS = 1 << 16
+# What a damaged log can make of the decoder or the tree; turned into a TFSFormatError naming
+# the file (a reader that is not told about damage sees only these).
+# The kernel's link from a directory to its parent; in memory, and perhaps in a log it wrote:
+# never a name in the tree nor a manifest value.
+PARENT = b".."
+DAMAGE = (IndexError, KeyError, TypeError, AttributeError, RecursionError, OverflowError,
+          ValueError)
 
 
 class Entry:
@@ -50,17 +60,28 @@ class TFS:
     def __init__(self, path, offset=0):
         self.path = path
         self.offset = offset
+        # How messages name the filesystem: the file, and where in it for an image partition.
+        self.name = "%s" % (path,) if not offset else "%s (filesystem at byte %d)" % (path, offset)
         self._fd = os.open(path, os.O_RDONLY)
         try:
+            self.disk_bytes = os.lseek(self._fd, 0, os.SEEK_END)  # a block device's size too
             self._load()
-        except (IndexError, RecursionError, ValueError) as e:  # a damaged log, in any way
+        except DAMAGE as e:  # a damaged log, in any way
             os.close(self._fd)
-            if isinstance(e, TFSFormatError):
-                raise
-            raise TFSFormatError("damaged filesystem metadata (%s)" % e.__class__.__name__)
+            self._fd = None
+            raise self._damaged(e)
         except Exception:
             os.close(self._fd)
+            self._fd = None
             raise
+
+    def _damaged(self, e):
+        """A TFSFormatError naming this filesystem, for a reason (text) or a caught error."""
+        if isinstance(e, TFSFormatError):
+            return TFSFormatError(e.reason, self.name)
+        if isinstance(e, str):
+            return TFSFormatError(e, self.name)
+        return TFSFormatError("damaged filesystem metadata (%s)" % e.__class__.__name__, self.name)
 
     def close(self):
         if self._fd is not None:
@@ -93,9 +114,20 @@ class TFS:
         decoder = Decoder(self.version)
         root = None
         pending = None  # (total, bytearray) of a record continued in TUPLE_EXTENDED frames
+        visited = set(ext[0] for ext in self.log_extensions)  # the initial extension, sector 0
         while True:
             if len(self.log_extensions) > MAX_EXTENSIONS:
                 raise TFSFormatError("log extension chain does not end")
+            if start in visited:
+                raise TFSFormatError("the log extension at sector %d links back to itself or "
+                                     "an earlier one" % start)
+            visited.add(start)
+            if not 0 < length <= MAX_EXTENSION_SECTORS:
+                raise TFSFormatError("log extension at sector %d has a length of %d sectors "
+                                     "(at most %d)" % (start, length, MAX_EXTENSION_SECTORS))
+            if self.offset + (start + length) * SECTOR > self.disk_bytes:
+                raise TFSFormatError("log extension at sector %d (%d sectors) lies beyond the end "
+                                     "of the disk (%d bytes)" % (start, length, self.disk_bytes))
             self.log_extensions.append((start, length))
             buf = self._pread(length * SECTOR, start)
             if len(buf) < length * SECTOR or buf[:6] != MAGIC:
@@ -145,7 +177,10 @@ class TFS:
 
     def walk(self):
         """Yield every Entry below the root, depth-first in name order."""
-        return walk_tree(self.root)
+        try:
+            yield from walk_tree(self.root)
+        except DAMAGE as e:
+            raise self._damaged(e)
 
     def lookup(self, path):
         """The Entry at an absolute path (str or bytes); symlinks are not followed."""
@@ -154,22 +189,23 @@ class TFS:
         node = self.root
         parts = [p for p in path.split(b"/") if p]
         for part in parts:
-            children = node.get(b"children")
+            children = node.get(b"children") if isinstance(node, dict) else None
             if not isinstance(children, dict) or part not in children:
                 raise KeyError(os.fsdecode(path))
             node = children[part]
-        return make_entry(b"/" + b"/".join(parts), node)
+        if not isinstance(node, dict):
+            raise self._damaged("%s is not a tuple" % os.fsdecode(path))
+        try:
+            return make_entry(b"/" + b"/".join(parts), node)
+        except TFSFormatError as e:
+            raise self._damaged(e)
 
     def extents(self, entry):
         """(file sector, disk sector, sectors, initialised) for each extent, in file order."""
-        out = []
-        for key, ext in (entry.node.get(b"extents") or {}).items():
-            if not isinstance(ext, dict):
-                continue
-            out.append((as_int(key, "extent key"), as_int(ext.get(b"offset"), "extent offset"),
-                        as_int(ext.get(b"length"), "extent length"), b"uninited" not in ext))
-        out.sort()
-        return out
+        try:
+            return file_extents(entry)
+        except DAMAGE as e:
+            raise self._damaged(e)
 
     def iter_file(self, entry, chunk=READ_CHUNK):
         """Yield a regular file's bytes in chunks; holes and uninitialised extents read as zeros."""
@@ -193,11 +229,11 @@ class TFS:
                 done = 0
                 while done < span:
                     n = min(chunk, span - done)
-                    data = os.pread(self._fd, n,
-                                    self.offset + dsect * SECTOR + (pos - start) + done)
+                    at = self.offset + dsect * SECTOR + (pos - start) + done
+                    data = os.pread(self._fd, n, at) if at + n <= self.disk_bytes else b""
                     if len(data) != n:
-                        raise TFSFormatError("%s: extent beyond the end of the disk"
-                                             % os.fsdecode(entry.path))
+                        raise self._damaged("%s: extent beyond the end of the disk"
+                                            % os.fsdecode(entry.path))
                     yield data
                     done += n
             pos += span
@@ -216,14 +252,23 @@ class TFS:
         sectors = sum(ext[1] for ext in self.log_extensions)
         for entry in self.walk():
             if entry.kind == "file":
-                for ext in (entry.node.get(b"extents") or {}).values():
-                    if isinstance(ext, dict):
-                        sectors += as_int(ext.get(b"allocated", ext.get(b"length")), "allocated")
+                try:
+                    for ext in _extent_tuples(entry).values():
+                        if isinstance(ext, dict):
+                            sectors += _count(ext.get(b"allocated", ext.get(b"length")),
+                                              "allocated", entry)
+                except DAMAGE as e:
+                    raise self._damaged(e)
         return sectors * SECTOR
 
     def manifest(self):
-        """The root tuple's keys other than the tree (an image's manifest)."""
-        return dict((k, v) for k, v in self.root.items() if k != b"children")
+        """The root tuple's keys other than the tree (an image's manifest), as plain values:
+        a damaged log can make a tuple hold itself, which no caller could walk or return."""
+        try:
+            return dict((k, _plain(v, ())) for k, v in self.root.items()
+                        if k not in (b"children", PARENT))
+        except DAMAGE as e:
+            raise self._damaged(e)
 
 
 def parse_initial_extension(head):
@@ -256,24 +301,47 @@ def read_identity(path, offset=0):
         head = os.pread(fd, SECTOR, offset)
     finally:
         os.close(fd)
-    version, uuid_bytes, label = parse_initial_extension(head)[:3]
+    try:
+        version, uuid_bytes, label = parse_initial_extension(head)[:3]
+    except TFSFormatError as e:
+        raise TFSFormatError(e.reason, path if not offset else "%s (filesystem at byte %d)"
+                             % (path, offset))
     return version, format_uuid(uuid_bytes), label
 
 
 def make_entry(path, node):
     if b"linktarget" in node:
-        return Entry(path, "symlink", target=node[b"linktarget"], node=node)
+        target = node[b"linktarget"]
+        if not isinstance(target, (bytes, bytearray)):
+            raise TFSFormatError("symlink %s has a target that is not a string" % os.fsdecode(path))
+        return Entry(path, "symlink", target=bytes(target), node=node)
     if b"children" in node:
         return Entry(path, "directory", node=node)
-    return Entry(path, "file", size=as_int(node.get(b"filelength", 0), "filelength"), node=node)
+    size = as_int(node.get(b"filelength", 0), "filelength of %s" % os.fsdecode(path))
+    if size < 0:
+        raise TFSFormatError("file %s has a negative length" % os.fsdecode(path))
+    return Entry(path, "file", size=size, node=node)
+
+
+def _children(path, node):
+    children = node.get(b"children")
+    if children is None:
+        return {}
+    if not isinstance(children, dict):
+        raise TFSFormatError("directory %s: its children are not a tuple"
+                             % (os.fsdecode(path) or "/"))
+    return children
 
 
 def walk_tree(root):
     """Yield an Entry for every node below a root tuple (decoded, or a writer's plan).
 
-    Parents come before their children; siblings in name order.
+    Parents come before their children; siblings in name order. A directory reached a second
+    time is damage (a log that makes a tuple its own descendant, or one directory two): walking
+    on would never end, or grow without bound.
     """
-    stack = [(b"", root.get(b"children") or {})]
+    seen = {id(root): b"/"}
+    stack = [(b"", _children(b"", root))]
     while stack:
         prefix, children = stack.pop()
         subdirs = []
@@ -281,11 +349,60 @@ def walk_tree(root):
             node = children[name]
             if not isinstance(node, dict):
                 continue
+            if name in (b"", b".", PARENT) or b"/" in name or b"\0" in name:
+                raise TFSFormatError("directory %s holds an entry named %r, which no path can "
+                                     "name" % (os.fsdecode(prefix) or "/", name))
             entry = make_entry(prefix + b"/" + name, node)
             yield entry
             if entry.kind == "directory":
-                subdirs.append((entry.path, node.get(b"children") or {}))
+                first = seen.setdefault(id(node), entry.path)
+                if first is not entry.path:
+                    raise TFSFormatError("directory %s is also %s: the tree loops or shares a "
+                                         "directory" % (os.fsdecode(entry.path),
+                                                        os.fsdecode(first)))
+                subdirs.append((entry.path, _children(entry.path, node)))
         stack.extend(reversed(subdirs))
+
+
+def _extent_tuples(entry):
+    extents = entry.node.get(b"extents")
+    if extents is None:
+        return {}
+    if not isinstance(extents, dict):
+        raise TFSFormatError("file %s: its extents are not a tuple" % os.fsdecode(entry.path))
+    return extents
+
+
+def _count(value, what, entry):
+    n = as_int(value, "%s of %s" % (what, os.fsdecode(entry.path)))
+    if n < 0:
+        raise TFSFormatError("file %s has a negative %s" % (os.fsdecode(entry.path), what))
+    return n
+
+
+def file_extents(entry):
+    """(file sector, disk sector, sectors, initialised) for each extent of a file, in file
+    order."""
+    out = []
+    for key, ext in _extent_tuples(entry).items():
+        if not isinstance(ext, dict):
+            continue
+        out.append((_count(key, "extent key", entry), _count(ext.get(b"offset"), "extent offset", entry),
+                    _count(ext.get(b"length"), "extent length", entry), b"uninited" not in ext))
+    out.sort()
+    return out
+
+
+def _plain(value, parents):
+    """A decoded value with no tuple or vector inside itself (parents: the enclosing ones)."""
+    if isinstance(value, (dict, list)):
+        if any(value is p for p in parents):
+            raise TFSFormatError("a tuple of the manifest holds itself")
+        inner = parents + (value,)
+        if isinstance(value, dict):
+            return dict((k, _plain(v, inner)) for k, v in value.items() if k != PARENT)
+        return [_plain(v, inner) for v in value]
+    return value
 
 
 def _zeros(n, chunk):

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import codecs
 import contextlib
 import errno
 import gc
@@ -58,12 +59,45 @@ class Inline:
         self.data = data
 
 
+def shown(path):
+    """A path (bytes or str) as a message shows it: bytes that are not UTF-8 as \\xNN, so that
+    the message is text and the user sees which bytes they are."""
+    if isinstance(path, str):
+        try:
+            path = path.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate that no file name decoded to
+            return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return path.decode("utf-8", "backslashreplace")
+
+
+# Nanos resolves every path a guest opens as UTF-8 and fails an invalid sequence with ENOENT
+# (src/fs/fs.c, filesystem_resolve_internal): a name or link target that is not UTF-8 could be
+# stored but never reached.
+_NOT_UTF8 = ("is not valid UTF-8 (\\xNN marks a byte that is not): Nanos resolves every path as UTF-8 "
+             "and could never %s it; %s")
+
+
+def _refuse_name(path):
+    return OpsError("file name %s %s" % (shown(path), _NOT_UTF8 % (
+        "open", "rename it (convmv converts a tree's names) or move it out of the source")))
+
+
+def _refuse_target(path, target):
+    return OpsError("symlink %s points to %s, which %s" % (shown(path), shown(target), _NOT_UTF8 % (
+        "follow", "point it at a UTF-8 path or move it out of the source")))
+
+
 def _guest_parts(guest_path):
-    if isinstance(guest_path, str):
-        guest_path = guest_path.encode("utf-8", "surrogateescape")
+    try:
+        if isinstance(guest_path, str):
+            guest_path = guest_path.encode("utf-8")
+        else:
+            guest_path.decode("utf-8")
+    except UnicodeError:
+        raise OpsError("guest path %s %s" % (shown(guest_path), _NOT_UTF8 % ("open", "give it in UTF-8")))
     parts = [p for p in guest_path.split(b"/") if p]
     if any(p in (b".", b"..") for p in parts):
-        raise OpsError("guest path %r must not contain . or .." % os.fsdecode(guest_path))
+        raise OpsError("guest path %r must not contain . or .." % shown(guest_path))
     return parts
 
 
@@ -99,7 +133,7 @@ class TreePlan:
                 nxt = children[part] = {b"children": {}}
                 self.directories += 1
             elif b"children" not in nxt:
-                raise OpsError("%s is a file in the image, not a directory" % os.fsdecode(part))
+                raise OpsError("%s is a file in the image, not a directory" % shown(part))
             node = nxt
         return node[b"children"]
 
@@ -109,7 +143,7 @@ class TreePlan:
             raise OpsError("cannot place a file at /")
         children = self.directory(b"/".join(parts[:-1]))
         if parts[-1] in children:
-            raise OpsError("%s is given twice" % os.fsdecode(b"/" + b"/".join(parts)))
+            raise OpsError("%s is given twice" % shown(b"/" + b"/".join(parts)))
         children[parts[-1]] = node
 
     def _sized(self, source, size):
@@ -204,6 +238,27 @@ def _walk_into(plan, root_children, source, check_readable, sink):
         _walk(plan, root_children, src, check_readable, sink)
 
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+_UTF8_FS = codecs.lookup(_FS_ENCODING).name == "utf-8"
+
+
+def _utf8_entries(found, prefix):
+    """A directory's (name as bytes, DirEntry), sorted as bytes (as stored); a name that is not
+    UTF-8 is refused."""
+    if _UTF8_FS:
+        try:  # strict: the name's own bytes, or an error when they are not UTF-8
+            return sorted((e.name.encode("utf-8"), e) for e in found)
+        except UnicodeEncodeError:
+            pass
+    entries = sorted((e.name.encode(_FS_ENCODING, _FS_ERRORS), e) for e in found)
+    for pair in entries:
+        try:
+            pair[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _refuse_name(prefix + pair[0])
+    return entries
+
+
 def _walk(plan, root_children, src, check_readable, sink):
     # This loop runs once per file of the tree: state is kept in locals. Each directory is
     # opened once and its entries are looked at relative to it (no full-path lookups).
@@ -215,19 +270,18 @@ def _walk(plan, root_children, src, check_readable, sink):
     data_end = plan.data_end
     files = directories = symlinks = data_bytes = 0
     stack = [(src, root_children, 0)]
-    fs_encoding, fs_errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     while stack:
         dirpath, children, nofollow = stack.pop()
         prefix = dirpath if dirpath.endswith(b"/") else dirpath + b"/"  # as os.path.join
         dfd = None
         try:
             dfd = os.open(dirpath, _DIR_FLAGS | nofollow)
-            with os.scandir(dfd) as it:  # names are str here; sorted as bytes, as stored
-                entries = sorted((e.name.encode(fs_encoding, fs_errors), e) for e in it)
+            with os.scandir(dfd) as it:  # names are str here
+                found = list(it)
         except OSError as e:
             if dfd is not None:
                 os.close(dfd)
-            raise OpsError("cannot read directory %s: %s" % (os.fsdecode(dirpath), e.strerror))
+            raise OpsError("cannot read directory %s: %s" % (shown(dirpath), e.strerror))
         subdirs = []
         sig_parts = [b""]  # joined: a NUL before each part
         sig_append = sig_parts.append
@@ -235,7 +289,7 @@ def _walk(plan, root_children, src, check_readable, sink):
         first_sector = data_end
         names, sizes = [], []
         try:
-            for name, entry in entries:
+            for name, entry in _utf8_entries(found, prefix):
                 try:
                     if entry.is_file(follow_symlinks=False):
                         if check_readable and not os.access(name, os.R_OK, dir_fd=dfd):
@@ -261,6 +315,10 @@ def _walk(plan, root_children, src, check_readable, sink):
                         files += 1
                     elif entry.is_symlink():
                         target = os.readlink(name, dir_fd=dfd)
+                        try:
+                            target.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise _refuse_target(prefix + name, target)
                         children[name] = {b"linktarget": target}
                         symlinks += 1
                         sig_append(b"l%s\0%s" % (prefix + name, target))
@@ -275,9 +333,9 @@ def _walk(plan, root_children, src, check_readable, sink):
                         sig_append(b"d%s" % path)
                     else:
                         raise OpsError("%s is not a regular file, directory or symlink; TFS "
-                                       "cannot hold it" % os.fsdecode(prefix + name))
+                                       "cannot hold it" % shown(prefix + name))
                 except OSError as e:
-                    raise OpsError("cannot read %s: %s" % (os.fsdecode(prefix + name), e.strerror))
+                    raise OpsError("cannot read %s: %s" % (shown(prefix + name), e.strerror))
         finally:
             os.close(dfd)
         # Depth-first in name order, so that data is laid out in a stable order.
@@ -315,7 +373,7 @@ def _copy_range(src_fd, dst_fd, size, dst_off, path):  # dst_off: absolute byte 
                 os.pwrite(dst_fd, chunk, dst_off + done)
         if n == 0:
             raise OpsError("%s shrank while it was being copied (expected %d bytes, got %d)"
-                           % (os.fsdecode(path), size, done))
+                           % (shown(path), size, done))
         done += n
 
 
@@ -365,7 +423,7 @@ class _DataWriter:
             try:
                 fd = open_(name, flags, dir_fd=dir_fd)
             except OSError as e:
-                raise OpsError("cannot read %s: %s" % (os.fsdecode(prefix + name), e.strerror))
+                raise OpsError("cannot read %s: %s" % (shown(prefix + name), e.strerror))
             try:
                 if size <= SMALL_FILE:
                     if fill and (self.start + fill != offset or fill + size > BATCH_BYTES):
@@ -377,7 +435,7 @@ class _DataWriter:
                     got = readv(fd, [view[fill:fill + size], extra])
                     if got != size:
                         raise OpsError("%s changed size while it was being copied (expected %d "
-                                       "bytes, got %d)" % (os.fsdecode(prefix + name), size, got))
+                                       "bytes, got %d)" % (shown(prefix + name), size, got))
                     fill += size
                     pad = -size % SECTOR
                     if pad:  # the buffer is reused: padding is zeroed here
@@ -389,7 +447,7 @@ class _DataWriter:
                     fill = 0
                     _copy_range(fd, self.dst_fd, size, offset, prefix + name)
             except OSError as e:
-                raise OpsError("cannot copy %s: %s" % (os.fsdecode(prefix + name), e.strerror))
+                raise OpsError("cannot copy %s: %s" % (shown(prefix + name), e.strerror))
             finally:
                 close(fd)
         self.fill = fill
@@ -493,7 +551,7 @@ class DataCopier:
                     dir_fd = os.open(prefix, _DIR_FLAGS)
                 except OSError as e:
                     raise OpsError("cannot read directory %s: %s"
-                                   % (os.fsdecode(prefix), e.strerror))
+                                   % (shown(prefix), e.strerror))
                 try:
                     writer.files(entries, dir_fd, prefix)
                 finally:

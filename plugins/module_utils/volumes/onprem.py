@@ -20,20 +20,34 @@ from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
-    DataCopier, TreePlan, plan_tree, prepare, required_sectors, write_filesystem,
+    DataCopier, TreePlan, plan_tree, prepare, write_filesystem,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.content import (
     Fingerprint, compare, listing, render, signature_of,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
-    find_volume, human_size, list_volume_files, normalize_uuid, parse_size, validate_name,
-    volume_path,
+    check_volume_file, find_volume, human_size, list_volume_files, normalize_uuid, open_sound_tfs,
+    open_volume_file, parse_size, smallest_writable_size, validate_name, volume_path,
 )
 
 MIB = 1024 * 1024
 # Free space a volume gets beyond its content when no size is given (besides the 1 MiB the
 # guest reserves for its log): ops' default leaves none, and the guest's first write fails.
 DEFAULT_FREE = MIB
+GROWN = "grown"  # what check_volume_file says a volume cannot be when growing it
+
+
+def new_volume_size(size_text, want_size, plan, need):
+    """The size a new volume gets (want_size, else the default for what it needs); a size that
+    cannot hold the tree and leave the guest room to write is refused. Every provider's."""
+    size = want_size if want_size is not None else default_size(need)
+    if size < need:
+        raise OpsError(
+            "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
+            "file data, its log, the 1 MiB the guest keeps free for its own log, and one free "
+            "sector for the guest to write to)"
+            % (size_text, size, need, human_size(plan.data_bytes)), needed=need)
+    return size
 
 
 def default_size(need):
@@ -105,8 +119,12 @@ class OnPremVolumes(VolumeProvider):
         """A volume as modules return it; a file that is not a readable TFS gets an `error`."""
         out = {"name": vf.name, "uuid": vf.uuid, "path": vf.path, "size": vf.size,
                "created": vf.created, "provider": self.name}
+        tfs, problem = open_sound_tfs(vf.path)
+        if problem:
+            out["error"] = "not a readable Nanos volume: %s" % problem
+            return out
         try:
-            with TFS(vf.path) as tfs:
+            with tfs:
                 out.update(tfs_facts(tfs))
                 if tfs.uuid != vf.uuid:
                     out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
@@ -147,7 +165,7 @@ class OnPremVolumes(VolumeProvider):
             self.home.check_source(spec.source)
         plan = plan_tree(spec.source, check_mode, sink) if spec.source else TreePlan()
         log = prepare(plan, version=spec.tfs_version)
-        return plan, log, required_sectors(plan, log) * SECTOR
+        return plan, log, smallest_writable_size(plan, log)
 
     def _build(self, path, plan, log, uuid_bytes, name, size, version):
         with self.home.staged_file(path) as fd:
@@ -169,13 +187,7 @@ class OnPremVolumes(VolumeProvider):
 
     @staticmethod
     def _new_size(spec, want_size, plan, need):
-        size = want_size if want_size is not None else default_size(need)
-        if size < need:
-            raise OpsError(
-                "size %s (%d bytes) cannot hold this volume: it needs at least %d bytes (%s of "
-                "file data, its log, and the 1 MiB the guest keeps free for its own log)"
-                % (spec.size, size, need, human_size(plan.data_bytes)), needed=need)
-        return size
+        return new_volume_size(spec.size, want_size, plan, need)
 
     def _create(self, spec, want_size, check_mode, want_diff):
         uuid_bytes = _uuid_bytes(spec.uuid) if spec.uuid else os.urandom(16)
@@ -209,21 +221,20 @@ class OnPremVolumes(VolumeProvider):
         return dict(facts, name=vf.name, uuid=vf.uuid, path=vf.path, size=vf.size,
                     created=vf.created, provider=self.name)
 
-    def _inspect(self, spec, vf, plan, fingerprint):
+    def _inspect(self, spec, vf, plan, fingerprint, use):
         """(facts, root tuple now on disk, TreeDiff or None, reasons to rebuild, uuid bytes).
 
         When the fingerprint proves the volume still holds what we built from this very source,
-        nothing is read; otherwise the log is read and the data compared byte for byte.
+        nothing is read; otherwise a damaged volume is refused (even with force: a rebuild would
+        replace what is left of it), the log is read and the data compared byte for byte.
         """
         sig = signature_of(plan)
         facts = fingerprint.proven(sig, vf.path) if spec.source else None
         if facts is not None and facts.get("tfs_version") == spec.tfs_version:
+            if use == GROWN:  # the proof is of file times; a grow is rare and worth 0.2 s
+                check_volume_file(vf.path, use)
             return facts, plan.root, None, [], None
-        try:
-            tfs = TFS(vf.path)
-        except (OSError, TFSFormatError) as e:
-            raise OpsError("%s is not a readable Nanos volume (%s); it is left as it is"
-                           % (vf.path, e))
+        tfs = open_volume_file(vf.path, use)
         with tfs:
             facts = tfs_facts(tfs)
             diff, reasons = None, []
@@ -241,13 +252,21 @@ class OnPremVolumes(VolumeProvider):
             raise OpsError("volume %r is %d bytes and size %s asks for %d: shrinking would lose "
                            "data and is refused" % (vf.name, vf.size, spec.size, want_size))
         fingerprint = self._fingerprint(vf.uuid)
-        facts, root, diff, reasons, uuid_bytes = self._inspect(spec, vf, plan, fingerprint)
+        if want_size is not None and want_size > vf.size:
+            use = GROWN
+        elif spec.source:
+            use = ("rebuilt from %s" if spec.force else "compared with %s") % spec.source
+        else:
+            use = "used"
+        facts, root, diff, reasons, uuid_bytes = self._inspect(spec, vf, plan, fingerprint, use)
         after_size = max(vf.size, want_size or 0)
         rebuild = bool(reasons) and spec.force
         if rebuild:
             if want_size is not None and want_size < need:
                 raise OpsError("size %s (%d bytes) cannot hold the new content: it needs at "
-                               "least %d bytes" % (spec.size, want_size, need))
+                               "least %d bytes (its data, its log, the 1 MiB the guest keeps "
+                               "free for its own log, and one free sector for the guest to "
+                               "write to)" % (spec.size, want_size, need), needed=need)
             after_size = max(after_size, need)
             actions.append("rebuild %s from %s (%s)" % (vf.path, spec.source, "; ".join(reasons)))
         elif reasons:

@@ -17,18 +17,30 @@ import re
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
-    LABEL_MAX, SECTOR, format_uuid, parse_uuid,
+    EXTENSION_BYTES, EXTENSION_SECTORS, LABEL_MAX, MAGIC, NEW_EXTENSION_THRESHOLD, SECTOR,
+    TFSFormatError, format_uuid, parse_uuid,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS, parse_initial_extension
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import required_sectors
 
 SIZE_GRAMMAR = ("a whole number of bytes, optionally followed by k, m or g (any case, base 1024), "
                 "for example 512, 56k, 500m, 10g")
 _SIZE_RE = re.compile(r"^([0-9]+)([kmg]?)$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 _FILE_RE = re.compile(r"^(?P<name>[^:/]+):(?P<uuid>[0-9a-fA-F-]{36})\.raw$")
+# Log bytes the guest's first write appends: a new file's tuple (a name of up to 255 bytes), its
+# extents tuple and the extent, its length and times, each in its own frame.
+ONE_WRITE_LOG_BYTES = 1024
+UNREADABLE = "it cannot be read"
+UNREADABLE_REMEDY = "make it readable and writable for this user (chmod, chown), or run as its owner"
+DAMAGED_REMEDY = ("restore it from a backup, or delete it (unikernel.ops.ops_volume with state: absent) "
+                  "and create it again")
 
 
-def parse_size(value):
-    """ops' size grammar, rounded up to whole 512-byte sectors; anything else is an error."""
+def parse_size(value, what="volume"):
+    """ops' size grammar, rounded up to whole 512-byte sectors; anything else is an error.
+
+    `what` is what is sized ("volume", "image"), for the message."""
     if isinstance(value, bool):
         raise OpsError("size %r is not valid: use %s" % (value, SIZE_GRAMMAR))
     if isinstance(value, int):
@@ -41,9 +53,23 @@ def parse_size(value):
                        % (value, SIZE_GRAMMAR))
     nbytes = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if nbytes <= 0:
-        raise OpsError("size %r is not valid: use %s, or leave size out for a volume sized to "
-                       "its content" % (value, SIZE_GRAMMAR))
+        raise OpsError("size %r is not valid: use %s, or leave size out for a%s %s sized to its "
+                       "content" % (value, SIZE_GRAMMAR, "n" if what[0] in "aeiou" else "", what))
     return -(-nbytes // SECTOR) * SECTOR
+
+
+def smallest_writable_size(plan, log):
+    """Bytes of the smallest filesystem for a planned tree that still lets the guest write.
+
+    The layout keeps free the two log extensions the guest reserves before its first data write
+    (tfs.md, "Space the guest needs"); beyond those the guest needs one sector for the data, and
+    one more extension when the last one has no room for the records of that write (the kernel
+    links to a new extension when end + 74 bytes reach the extension's size).
+    """
+    sectors = required_sectors(plan, log) + 1
+    if len(log.extensions[-1][1]) + NEW_EXTENSION_THRESHOLD + ONE_WRITE_LOG_BYTES >= EXTENSION_BYTES:
+        sectors += EXTENSION_SECTORS
+    return sectors * SECTOR
 
 
 def human_size(nbytes):
@@ -135,3 +161,99 @@ def find_volume(volumes, name=None, uuid=None):
                        "Pass uuid to choose one." % (len(found), name, uuids),
                        volumes=[v.path for v in found])
     return found[0] if found else None
+
+
+def _reason(error):
+    """A reader's error without the file name (our messages name the volume and file first)."""
+    return getattr(error, "reason", None) or str(error)
+
+
+def _cut_short(tfs, size):
+    """Where the log or a file's data runs past the end of the volume file, or None."""
+    for start, length in tfs.log_extensions:
+        if (start + length) * SECTOR > size:
+            return "its log runs to byte %d" % ((start + length) * SECTOR)
+    for entry in tfs.walk():
+        if entry.kind != "file":
+            continue
+        for extent in tfs.extents(entry):  # (file sector, disk sector, sectors, initialised)
+            end = (extent[1] + extent[2]) * SECTOR
+            if end > size:
+                return "%s has data up to byte %d" % (os.fsdecode(entry.path), end)
+    return None
+
+
+def open_sound_tfs(path):
+    """(open TFS, None) for a volume file whose header and log read and that holds all of its log
+    and data, or (None, what is wrong). Reads sector 0 and the log, never the data."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        return None, "%s (%s)" % (UNREADABLE, e.strerror)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, SECTOR, 0)
+    finally:
+        os.close(fd)
+    if len(head) < SECTOR:
+        return None, "it is cut short: the file has %d bytes, less than its 512-byte header" % size
+    if head[:len(MAGIC)] != MAGIC:
+        return None, "its header is damaged (sector 0 does not start with the TFS magic NVMTFS)"
+    try:
+        start, length = parse_initial_extension(head)[3:5]
+    except TFSFormatError as e:
+        return None, "its header is damaged (%s)" % _reason(e)
+    if (start + length) * SECTOR > size:
+        return None, "it is cut short: its log runs to byte %d but the file has %d bytes" % (
+            (start + length) * SECTOR, size)
+    try:
+        tfs = TFS(path)
+    except OSError as e:
+        return None, "%s (%s)" % (UNREADABLE, e.strerror)
+    except TFSFormatError as e:
+        return None, "its log is damaged (%s)" % _reason(e)
+    try:
+        short = _cut_short(tfs, size)
+    except TFSFormatError as e:
+        tfs.close()
+        return None, "its log is damaged (%s)" % _reason(e)
+    if short:
+        tfs.close()
+        return None, "it is cut short: %s but the file has %d bytes" % (short, size)
+    return tfs, None
+
+
+def open_volume_file(path, use):
+    """The volume file's TFS, open, once check_volume_file's checks passed; OpsError otherwise."""
+    base = os.path.basename(path)
+    m = _FILE_RE.match(base)
+    name = m.group("name") if m else base
+
+    def refuse(problem, remedy=DAMAGED_REMEDY):
+        raise OpsError("volume %r (%s) cannot be %s: %s. It is left as it is: %s"
+                       % (name, path, use, problem, remedy), volume=path)
+
+    tfs, problem = open_sound_tfs(path)
+    if problem:
+        refuse(problem, UNREADABLE_REMEDY if problem.startswith(UNREADABLE) else DAMAGED_REMEDY)
+    if m:
+        # Nanos mounts by the label and UUID in the header; ops lists by the file name.
+        said = (tfs.label, tfs.uuid)
+        if said != (name, m.group("uuid").lower()):
+            tfs.close()
+            refuse("its header says label %r and UUID %s, its file name %r and %s"
+                   % (said[0], said[1], name, m.group("uuid").lower()),
+                   "rename the file back to %s:%s.raw" % said)
+    return tfs
+
+
+def check_volume_file(path, use):
+    """Refuse a volume file that is damaged: its TFS header (magic, version, label and UUID as its
+    file name says) or its log (every extension as the reader walks it, up to its end) does not
+    read, or the file is shorter than its log and file data say.
+
+    Cheap: reads sector 0 and the log, never the data (0.2-0.4 s for 20,000 files, 2.4 s for
+    100,000, most of it decoding the log).
+    `use` completes "cannot be ..." in the message: "mounted by image 'web'", "grown".
+    """
+    open_volume_file(path, use).close()

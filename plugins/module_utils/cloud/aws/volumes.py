@@ -91,8 +91,8 @@ class AwsVolumes(CloudBackend, VolumeProvider):
                 with TFS("/proc/self/fd/%d" % fd) as tfs:
                     item.update(tfs_facts(tfs))
                     item["contents"] = [content_item(tfs, e, checksums) for e in tfs.walk()]
-            except (OSError, TFSFormatError) as e:
-                item["error"] = "the snapshot is not a readable Nanos volume: %s" % e
+            except (OSError, TFSFormatError) as e:  # the reason: the file is a scratch fd
+                item["error"] = "the snapshot is not a readable Nanos volume: %s" % getattr(e, "reason", e)
 
     # -- writing --------------------------------------------------------------------------
 

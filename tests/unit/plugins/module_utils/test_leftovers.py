@@ -102,3 +102,32 @@ def test_a_copier_dies_with_its_build(tmp_path):
     while ops_home.process_start(child) is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert ops_home.process_start(child) is None, "the copier outlived its build"
+
+
+def test_state_files_are_staged_under_their_owner_and_swept(tmp_path):
+    """write_state's temp file names its owner, beside the state file: the next run removes a
+    killed run's one wherever in the state folder it is, and a failed write leaves none."""
+    home = OpsHome(str(tmp_path / "ops"))
+    fingerprint = home.state("volumes", "f.json")
+    ops_home.write_state(fingerprint, {"a": 1})
+    try:
+        ops_home.write_state(fingerprint, {"a": object()})  # fails half-way through the dump
+    except TypeError:
+        pass
+    assert os.listdir(os.path.dirname(fingerprint)) == ["f.json"]
+    assert ops_home.read_state(fingerprint) == {"a": 1}
+    dead = dead_pid()
+    left = [home.state("volumes", ".staging-%d.777-abc.json" % dead),
+            home.state("cloud", "aws", "snapshots", ".staging-%d.777-abc.json" % dead)]
+    mine = home.state("volumes", ops_home.staging_prefix() + "abc.json")  # a run still going
+    for path in left + [mine]:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("{")
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"ops_dir": home.root}}))
+    run = subprocess.run([sys.executable, os.path.join(MODULES, "ops_volume_info.py"), str(args)],
+                         stdout=subprocess.PIPE, check=False,
+                         env=dict(os.environ, PYTHONPATH=COLLECTIONS_PATH))
+    assert run.returncode == 0, run.stdout
+    assert [os.path.exists(p) for p in left + [mine]] == [False, False, True]

@@ -119,9 +119,95 @@ def test_grow_and_refuse_shrink(env):
 
 def test_size_too_small_for_content(env):
     provider, src = env[:2]
-    with pytest.raises(OpsError, match="cannot hold this volume: it needs at least"):
+    with pytest.raises(OpsError) as e:
         provider.present(VolumeSpec(name="data", source=src, size="1m"))
+    # sectors 0-1024 the log, 1025-3072 the guest's reserve, 3073-3083 the data, one free sector
+    assert e.value.details["needed"] == (3084 + 1) * 512
+    assert e.value.msg == (
+        "size 1m (1048576 bytes) cannot hold this volume: it needs at least 1579520 bytes (4.9 KiB "
+        "of file data, its log, the 1 MiB the guest keeps free for its own log, and one free sector "
+        "for the guest to write to)")
     assert volume_files(provider) == []
+
+
+def free_sectors(path):
+    """Sectors of a volume that neither its log nor its files hold, as our reader counts them."""
+    with TFS(path) as tfs:
+        return os.path.getsize(path) // 512 - tfs.used_bytes() // 512
+
+
+def log_room(path):
+    """Bytes left after the end of the log in its last extension."""
+    with TFS(path) as tfs:
+        start, length = tfs.log_extensions[-1]
+    with open(path, "rb") as f:
+        f.seek(start * 512)
+        ext = f.read(length * 512)
+    return len(ext) - len(ext.rstrip(b"\0"))
+
+
+def test_smallest_size_leaves_room_for_one_write(env):
+    """At the smallest size accepted the guest can reserve its two log extensions and still
+    write a sector; one sector less is refused, one byte less is that size (whole sectors)."""
+    provider, src = env[:2]
+    for name, source in (("empty", None), ("data", src)):
+        with pytest.raises(OpsError) as e:
+            provider.present(VolumeSpec(name=name, source=source, size="512"))
+        need = e.value.details["needed"]
+        vol = provider.present(VolumeSpec(name=name, source=source, size=str(need))).volume
+        assert vol["size"] == need == os.path.getsize(vol["path"])
+        assert free_sectors(vol["path"]) == 2048 + 1 and log_room(vol["path"]) > 74 + 1024
+        with pytest.raises(OpsError) as e:
+            provider.present(VolumeSpec(name=name + "2", source=source, size=str(need - 512)))
+        assert e.value.msg.startswith("size %d (%d bytes) cannot hold this volume: it needs at least %d "
+                                      "bytes (" % (need - 512, need - 512, need))
+        vol = provider.present(VolumeSpec(name=name + "3", source=source, size=str(need - 1))).volume
+        assert vol["size"] == need
+    assert sorted(v["name"] for v in provider.list_volumes()) == ["data", "data3", "empty", "empty3"]
+
+
+def test_smallest_size_with_a_full_log_extension(tmp_path):
+    """When the last log extension has no room for the records of a write, the guest's first
+    write starts a new one: the smallest size then holds a further extension."""
+    src = tmp_path / "many"
+    src.mkdir()
+    provider = OnPremVolumes(ops_dir=str(tmp_path / ".ops"))
+    files = []
+
+    def log_end(tuner=0):
+        """Bytes in the last log extension, with an empty file of a name that long added."""
+        if tuner:
+            (src / ("t" * tuner)).touch()
+        log = provider._plan(VolumeSpec(name="x", source=str(src)), True)[1]
+        if tuner:
+            (src / ("t" * tuner)).unlink()
+        assert len(log.extensions) == 1, "the log overflowed its first extension"
+        return len(log.extensions[0][1])
+
+    # Empty files of 200-byte names add about 208 bytes each to the log, a name one byte per
+    # character: fill to below the window, then find the name length that lands in it.
+    window = (524288 - 74 - 1024, 524288 - 74)
+    while True:
+        end = log_end()
+        if end > window[0] - 100:
+            break
+        for dummy in range(max(1, (window[0] - 150 - end) // 210)):
+            name = src / ("%05d" % len(files) + "n" * 195)
+            name.touch()
+            files.append(name)
+    low, high = 1, 255  # the shortest name that reaches the window
+    while low < high:
+        mid = (low + high) // 2
+        if log_end(mid) >= window[0]:
+            high = mid
+        else:
+            low = mid + 1
+    assert window[0] <= log_end(low) < window[1]
+    (src / ("t" * low)).touch()
+    need = provider._plan(VolumeSpec(name="x", source=str(src)), True)[2]
+    assert need == (1 + 1024 + 2048 + 1 + 1024) * 512
+    vol = provider.present(VolumeSpec(name="full", source=str(src), size=str(need))).volume
+    assert free_sectors(vol["path"]) == 2048 + 1 + 1024 and log_room(vol["path"]) <= 74 + 1024
 
 
 def test_content_change_needs_force(env):
@@ -161,14 +247,34 @@ def test_guest_writes_are_noticed(env):
 
 
 def test_unreadable_volume_is_left_alone(env):
+    """Even force does not rebuild a damaged volume: what is left of it may be all there is."""
     provider, src = env[:2]
     vol = provider.present(VolumeSpec(name="data", source=src)).volume
     with open(vol["path"], "r+b") as f:
         f.write(b"garbage!")
-    with pytest.raises(OpsError, match="not a readable Nanos volume.*left as it is"):
+    damaged = open(vol["path"], "rb").read()
+    with pytest.raises(OpsError) as e:
         provider.present(VolumeSpec(name="data", source=src, force=True))
+    assert e.value.msg == (
+        "volume 'data' (%s) cannot be rebuilt from %s: its header is damaged (sector 0 does not start "
+        "with the TFS magic NVMTFS). It is left as it is: restore it from a backup, or delete it "
+        "(unikernel.ops.ops_volume with state: absent) and create it again" % (vol["path"], src))
+    assert open(vol["path"], "rb").read() == damaged
     info = provider.list_volumes(name="data")[0]
-    assert "error" in info and info["uuid"] == vol["uuid"]
+    assert info["uuid"] == vol["uuid"]
+    assert info["error"] == ("not a readable Nanos volume: its header is damaged (sector 0 does not "
+                             "start with the TFS magic NVMTFS)")
+
+
+def test_volume_cut_short_in_its_data_is_an_error_in_info(env):
+    provider, src = env[:2]
+    vol = provider.present(VolumeSpec(name="data", source=src)).volume
+    with TFS(vol["path"]) as tfs:
+        end = (tfs.extents(tfs.lookup("/b.bin"))[0][1] + 1) * 512
+    os.truncate(vol["path"], end)
+    info = provider.list_volumes(name="data")[0]
+    assert info["error"] == ("not a readable Nanos volume: it is cut short: /b.bin has data up to "
+                             "byte %d but the file has %d bytes" % (end + 9 * 512, end))
 
 
 def test_absent(env):

@@ -11,8 +11,10 @@ import pytest
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, default_ops_dir
+from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
+from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (
-    find_volume, list_volume_files, parse_size, validate_name,
+    check_volume_file, find_volume, list_volume_files, parse_size, validate_name,
 )
 
 
@@ -78,3 +80,44 @@ def test_staged_file_leaves_nothing_on_error(tmp_path):
             raise RuntimeError("boom")
     assert not os.path.exists(final)
     assert os.listdir(home.state("tmp")) == []
+
+
+def test_size_zero_names_what_is_sized():
+    with pytest.raises(OpsError) as e:
+        parse_size("0", "image")
+    assert e.value.msg.endswith(", or leave size out for an image sized to its content")
+    with pytest.raises(OpsError) as e:
+        parse_size("0")
+    assert e.value.msg.endswith(", or leave size out for a volume sized to its content")
+
+
+def test_check_volume_file(tmp_path):
+    """A sound volume passes; a file that is no volume, or whose version or label are not what
+    its header should hold, is refused naming the file and the reason."""
+    vol = OnPremVolumes(ops_dir=str(tmp_path / ".ops")).present(VolumeSpec(name="v", size="2m")).volume
+    assert check_volume_file(vol["path"], "grown") is None
+    empty = str(tmp_path / "empty.raw")
+    open(empty, "wb").close()
+    with pytest.raises(OpsError) as e:
+        check_volume_file(empty, "attached to instance 'x'")
+    assert e.value.msg == (
+        "volume 'empty.raw' (%s) cannot be attached to instance 'x': it is cut short: the file has 0 "
+        "bytes, less than its 512-byte header. It is left as it is: restore it from a backup, or "
+        "delete it (unikernel.ops.ops_volume with state: absent) and create it again" % empty)
+    assert e.value.details == {"volume": empty}
+    with open(vol["path"], "r+b") as f:
+        f.seek(6)
+        f.write(b"\x09")  # the version
+    with pytest.raises(OpsError) as e:
+        check_volume_file(vol["path"], "grown")
+    assert "cannot be grown: its header is damaged (TFS version 9 is not supported). It is" in e.value.msg
+    with open(vol["path"], "r+b") as f:
+        f.seek(6)
+        f.write(b"\x05")
+        f.seek(6 + 2 + 16)
+        f.write(b"w")  # the label: v -> w
+    with pytest.raises(OpsError) as e:
+        check_volume_file(vol["path"], "grown")
+    assert e.value.msg == (
+        "volume 'v' (%s) cannot be grown: its header says label 'w' and UUID %s, its file name 'v' and "
+        "%s. It is left as it is: rename the file back to w:%s.raw" % ((vol["path"],) + (vol["uuid"],) * 3))

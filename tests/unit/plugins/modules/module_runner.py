@@ -9,6 +9,7 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -36,8 +37,9 @@ def run_module(name, args, tmp):
 
 
 def tree(root):
-    """Every path under root with its kind, mode and content digest - except the empty lock
-    files (flock) that a run takes before it looks at anything, whatever it then finds."""
+    """Every path under root with its kind, mode and content digest (for a file this user
+    cannot read, its mtime) - except the empty lock files (flock) that a run takes before it
+    looks at anything, whatever it then finds."""
     out = {}
     for base, dirs, files in os.walk(root):
         for d in dirs:
@@ -48,11 +50,21 @@ def tree(root):
             st = os.lstat(p)
             if name.endswith(".lock") and st.st_size == 0:
                 continue
+            if stat.S_ISLNK(st.st_mode):
+                out[os.path.relpath(p, root)] = ("link", os.readlink(p))
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a QMP socket: its kind and mode say all
+                out[os.path.relpath(p, root)] = ("other", st.st_mode)
+                continue
             h = hashlib.sha256()
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            out[os.path.relpath(p, root)] = ("file", st.st_mode, st.st_size, h.hexdigest())
+            try:
+                with open(p, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                digest = h.hexdigest()
+            except PermissionError:  # a case of test_permissions made it so: it must stay so
+                digest = "unreadable, mtime %d" % st.st_mtime_ns
+            out[os.path.relpath(p, root)] = ("file", st.st_mode, st.st_size, digest)
     return out
 
 

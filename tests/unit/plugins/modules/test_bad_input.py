@@ -15,7 +15,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.unikernel.ops.tests.unit.conftest import make_release
+from ansible_collections.unikernel.ops.tests.unit.conftest import kernel_home, small_site
 from ansible_collections.unikernel.ops.tests.unit.plugins.modules.module_runner import fill, run_module, tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,14 +30,8 @@ def home(tmp_path_factory, c_programs):
     """An ops home with a stand-in kernel, the volume site, the image web, and the files the
     rows point at."""
     base = tmp_path_factory.mktemp("bad-input")
-    ops = str(base / "ops")
-    make_release(ops, "0.1.99")
-    with open(os.path.join(ops, "latest.txt"), "w") as f:
-        f.write("0.1.99")
-    src = base / "src"
-    (src / "sub").mkdir(parents=True)
-    (src / "index.html").write_text("<h1>site</h1>\n")
-    (src / "sub" / "note.txt").write_text("note\n")
+    ops = kernel_home(base / "ops")
+    src = small_site(base / "src")
     files = base / "files"
     files.mkdir()
     configs = {

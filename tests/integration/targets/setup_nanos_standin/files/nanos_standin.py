@@ -30,12 +30,21 @@ def make_boot_img(path, stage2_len=3 * 512):
     return str(path)
 
 
+def kernel_elf_header(size):
+    """The ELF header and one PT_LOAD program header a kernel.img starts with: 64-bit
+    little-endian x86_64, position independent (ET_DYN, as Nanos links its kernel), no loader."""
+    ident = b"\x7fELF" + bytes((2, 1, 1, 0)) + bytes(8)
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0x200000, 64, 0, 0, 64, 56, 1, 64, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, 0x200000, 0x200000, size, size, 4096)
+    return header + load
+
+
 def make_release(folder, version="0.1.99", klibs=("tls", "ntp", "cloud_init")):
     """A release folder <folder>/<version> with kernel.img, boot.img and klibs/."""
     folder = os.path.join(str(folder), version)
     os.makedirs(os.path.join(folder, "klibs"))
     with open(os.path.join(folder, "kernel.img"), "wb") as f:
-        f.write(b"NANOS-STAND-IN-KERNEL" + os.urandom(200000))
+        f.write(kernel_elf_header(200000) + os.urandom(200000))
     make_boot_img(os.path.join(folder, "boot.img"))
     for k in klibs:
         with open(os.path.join(folder, "klibs", k), "wb") as f:

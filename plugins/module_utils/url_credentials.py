@@ -32,8 +32,9 @@ def url_credentials(text):
     found = set()
     for userinfo in _USERINFO.findall(text or ""):
         for form in (userinfo, unquote(userinfo)):
-            found.add(form)
             secret = form.split(":", 1)[1] if ":" in form else form
+            if ":" in form:
+                found.add(form)  # user:pass as the URL shows it
             if len(secret) >= _SHORTEST_ALONE:
                 found.add(secret)
     return found

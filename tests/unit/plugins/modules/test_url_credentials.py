@@ -53,6 +53,7 @@ def store(tmp_path):
     ("GET http://tok3n-abc@h:1/p failed", {"tok3n-abc"}),
     ("http://al%40ce:p%2Fss@h/", {"al%40ce:p%2Fss", "p%2Fss", "al@ce:p/ss", "p/ss"}),
     ("http://u:pw@h/", {"u:pw"}),  # a password this short alone would mask every "pw" printed
+    ("http://ci@h/", set()),  # nor a user name alone, which is no secret
     ("mail alice@example.com, see http://host/a@b", set()),
 ])
 def test_url_credentials_found(text, found):

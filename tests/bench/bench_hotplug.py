@@ -26,7 +26,7 @@ import time
 
 import bench_common
 
-from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, mounts  # noqa: E402
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, mounts, records  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages  # noqa: E402
 from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec  # noqa: E402
@@ -41,7 +41,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-hotplug-")
     home = os.path.join(work, ".ops")
-    store = instances.InstanceStore(home)
+    store = records.InstanceStore(home)
     try:
         release = bench_common.release(work)
         prog = bench_common.compile_program(  # a guest program that stays up

@@ -16,9 +16,11 @@ from ansible_collections.unikernel.ops.plugins.module_utils.local.attach_ids imp
 from ansible_collections.unikernel.ops.plugins.module_utils.local.console import (
     crash_lines, crash_message, read_console,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.local.health import health
 from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
-    InstanceStore, health, holders_of, qemu_ids, resolve_volume,
+    holders_of, qemu_ids, resolve_volume,
 )
+from ansible_collections.unikernel.ops.plugins.module_utils.local.records import InstanceStore
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import MountProvider, Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession, require_qmp
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import (

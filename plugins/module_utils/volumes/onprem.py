@@ -12,7 +12,8 @@ import hashlib
 import os
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import InstanceStore, holders_of
+from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import holders_of
+from ansible_collections.unikernel.ops.plugins.module_utils.local.records import InstanceStore
 from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, set_size
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import Outcome, VolumeProvider
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (

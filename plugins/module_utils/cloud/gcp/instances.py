@@ -25,9 +25,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.cloud.gcp.volumes im
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.instance_flow import InstanceFlow
 from ansible_collections.unikernel.ops.plugins.module_utils.cloud.waits import wait_until
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
-    validate_instance_name,
-)
+from ansible_collections.unikernel.ops.plugins.module_utils.local.records import validate_instance_name
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import (
     CloudBackend, InstanceProvider,
 )

@@ -244,7 +244,7 @@ def test_no_token_in_results_or_errors(gcp):
 def test_local_preflight_of_the_gcp_device_model(gcp, kernel, c_programs, tmp_path):
     """The very bytes Compute Engine imports, booted under QEMU with the volume on virtio-scsi
     as device_id persistent-disk-2, the way the GCE instance presents it to Nanos."""
-    from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
+    from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, records
     from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
     vol = present(gcp, name="hot").volume
     img = image(gcp, c_programs, mounts={"%2": "/hot"}).volume
@@ -254,7 +254,7 @@ def test_local_preflight_of_the_gcp_device_model(gcp, kernel, c_programs, tmp_pa
     os.rename(vol_raw, str(local / "volumes" / ("hot:%s.raw" % vol["uuid"])))
     dummy, img_raw = g.read_archive(gcp["storage"], img["object"], tmp_path / "i")
     assert read_image(img_raw)["mounts"] == {"%2": "/hot"}
-    store = instances.InstanceStore(str(local))
+    store = records.InstanceStore(str(local))
     prm = dict(name="preflight", image=img_raw, state="running", memory="128M", cpus=1,
                ports=[], volumes=[{"volume": "hot", "attach_id": 2}], shares={}, accel="auto",
                wait_for=None, timeout=20, stop_timeout=1, force=False)

@@ -23,7 +23,7 @@ import pytest
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
-from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, records
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
 from ansible_collections.unikernel.ops.tests.unit.conftest import make_release
 
@@ -66,7 +66,7 @@ def printing_boot_image(path, text):
 @pytest.fixture
 def store(tmp_path):
     home = str(tmp_path / "ops home" / ".ops")
-    s = instances.InstanceStore(home)
+    s = records.InstanceStore(home)
     yield s
     for inst in s.records()[0]:
         s.stop(inst, 0.5)
@@ -133,7 +133,7 @@ def test_owner_only_under_umask_000_readonly_share_and_a_paused_guest(store, uma
     out, extra = instances.ensure_state(store, params(state="stopped"))
     assert time.monotonic() - t0 < STOP_TIMEOUT + 5
     assert out.actions == ["stop vm (pid %d): quit after %d s" % (inst["pid"], STOP_TIMEOUT)]
-    assert not instances.pid_alive(inst["pid"])
+    assert not records.pid_alive(inst["pid"])
 
 
 def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, tmp_path):
@@ -142,7 +142,7 @@ def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, 
     first = out.volume["pid"]
     os.kill(first, signal.SIGSTOP)
     deadline = time.monotonic() + 5
-    while instances.process_state(first) != "T" and time.monotonic() < deadline:
+    while records.process_state(first) != "T" and time.monotonic() < deadline:
         time.sleep(0.02)  # the signal is delivered, not yet acted on, right after kill()
     t0 = time.monotonic()
     with pytest.raises(OpsError) as e:
@@ -160,7 +160,7 @@ def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, 
     assert time.monotonic() - t0 < STOP_TIMEOUT + 5 + 10  # the stop, then a TCG boot
     assert out.actions[0] == ("stop vm (pid %d): quit after %d s; it was stopped by a signal: "
                               "continued it first" % (first, STOP_TIMEOUT))
-    assert not instances.pid_alive(first)
+    assert not records.pid_alive(first)
     second = out.volume["pid"]
 
     # its QMP socket removed: it cannot be managed, said; stopped with SIGTERM at once
@@ -176,7 +176,7 @@ def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, 
     assert time.monotonic() - t0 < STOP_TIMEOUT + 5
     assert out.actions == ["stop vm (pid %d): terminated (SIGTERM); its QMP socket was gone" % second,
                            "remove %s" % store.state_dir("vm")]
-    assert not instances.pid_alive(second) and store.records() == ([], [])
+    assert not records.pid_alive(second) and store.records() == ([], [])
 
 
 def test_a_crash_on_the_console_fails_at_once(store, tmp_path):

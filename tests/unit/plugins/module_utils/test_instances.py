@@ -22,6 +22,7 @@ import pytest
 
 from ansible_collections.unikernel.ops.plugins.module_utils.local import instances
 from ansible_collections.unikernel.ops.plugins.module_utils.local import mounts
+from ansible_collections.unikernel.ops.plugins.module_utils.local import records
 from ansible_collections.unikernel.ops.plugins.module_utils.local import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
@@ -47,7 +48,7 @@ def env(tmp_path, c_programs):
         vols.present(VolumeSpec(name=name))
     LocalImages(home).present(ImageSpec(name="app image", program=c_programs["static"],
                                         mounts={"data": "/data", "%1": "/hot"}))
-    store = instances.InstanceStore(home)
+    store = records.InstanceStore(home)
     yield store
     running, dummy = store.records()
     for inst in running:
@@ -168,7 +169,7 @@ def test_faults(env):
     # QEMU killed between two tasks: a clear error, and the stale record is cleaned
     os.kill(inst.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while instances.pid_alive(inst.pid) and time.monotonic() < deadline:
+    while records.pid_alive(inst.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     with pytest.raises(OpsError, match="is not running \\(its QEMU process %d is gone; the stale "
                                        "record was removed\\)" % inst.pid):

@@ -25,7 +25,7 @@ import pytest
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest import ImageSpec
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
-from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, mounts, qemu
+from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, mounts, qemu, records
 from ansible_collections.unikernel.ops.plugins.module_utils.local.console import read_console
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
@@ -76,7 +76,7 @@ def store(tmp_path, c_programs):
         vols.present(VolumeSpec(name=name))
     LocalImages(home).present(ImageSpec(name="app", program=c_programs["static"],
                                         mounts={"data": "/data", "%1": "/hot"}))
-    s = instances.InstanceStore(home)
+    s = records.InstanceStore(home)
     yield s
     for inst in s.records()[0]:
         s.stop(inst, 0.5)
@@ -240,7 +240,7 @@ def test_a_crashed_guest_is_reported_at_once(store, tmp_path):
     # the crash is why its QEMU is gone (Nanos' vm_exit ends QEMU; here a kill does)
     os.kill(inst.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while instances.pid_alive(inst.pid) and time.monotonic() < deadline:
+    while records.pid_alive(inst.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     with pytest.raises(OpsError) as e:
         mounts.ensure_attached(store, "crashy", "data")

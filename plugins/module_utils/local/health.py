@@ -25,14 +25,15 @@ HELD_STATES = ("paused", "suspended", "debug", "prelaunch", "inmigrate", "postmi
                "finish-migrate", "save-vm", "restore-vm", "colo")
 
 
-def health(inst, timeout=5.0):
+def health(inst, timeout=5.0, ask_qmp=True):
     """How an instance fares: dict(status, crash, problem, fatal). status is QEMU's run state
     ('running', 'paused', ...), or 'frozen' (the process is stopped by a signal), 'unreachable'
     (QMP is gone or does not answer), 'unknown' (no QMP to ask). problem says what is wrong,
-    for the user; fatal when the instance cannot do its work or cannot be managed."""
+    for the user; fatal when the instance cannot do its work or cannot be managed. ask_qmp
+    False: what needs no QMP round trip only (for a caller about to open its own session)."""
     out = {"status": "unknown", "crash": None, "problem": None, "fatal": False}
-    if inst.console:
-        out["crash"] = crash_lines(read_console(inst.console))
+    console = read_console(inst.console) if inst.console else ""
+    out["crash"] = crash_lines(console)
     if _frozen(inst, out):
         return out
     address = inst.qmp_address
@@ -42,7 +43,7 @@ def health(inst, timeout=5.0):
             "restarted to replace it (QEMU is then stopped with SIGTERM)"
             % (inst.name, inst.pid, inst.qmp_socket)))
         return out
-    if address:
+    if address and ask_qmp:
         try:
             with QMPSession(address, timeout=timeout) as session:
                 out["status"] = session.execute("query-status").get("status") or "unknown"
@@ -54,8 +55,7 @@ def health(inst, timeout=5.0):
                 "it" % (inst.name, inst.pid, e.msg)))
             return out
     if out["crash"]:
-        out.update(fatal=True, problem=crash_message("instance %s" % inst.name,
-                                                     read_console(inst.console)))
+        out.update(fatal=True, problem=crash_message("instance %s" % inst.name, console))
     elif out["status"] in HELD_STATES:
         out["problem"] = ("instance %s is paused (QEMU status %r): its guest does not run; nothing "
                           "was changed - resume it over QMP (cont) or set state: restarted"

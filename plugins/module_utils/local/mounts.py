@@ -31,7 +31,6 @@ from ansible_collections.unikernel.ops.plugins.module_utils.volumes.store import
 # 30 ms of device_add (more under TCG), and a guest that crashes on it is reported, not left.
 SETTLE_SECONDS = 0.5
 POLL_SECONDS = 0.05
-HEALTH_TIMEOUT = 5.0  # QMP's answer to query-status before the instance is called unreachable
 CONSOLE_OVERLAP = 4096  # a crash line being written when a read starts is read whole next time
 RESTART_HINT = "restart it: unikernel.ops.ops_instance state: restarted"
 
@@ -74,7 +73,7 @@ def _running(store, name, check_mode=False):
                        "RunConfig.QMP is true" % name)
     # a frozen or QMP-less QEMU is said now, not timed out (a crash is said by the attach itself,
     # with what it means for the volume)
-    state = health(inst, HEALTH_TIMEOUT)
+    state = health(inst, ask_qmp=False)  # the attach's own QMP session says the rest
     if state["fatal"] and not state["crash"]:
         raise OpsError(state["problem"], status=state["status"])
     return inst

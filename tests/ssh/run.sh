@@ -81,9 +81,12 @@ rc=0
 UOPS_SSH_PORT=$port UOPS_SSH_USER=$user UOPS_SSH_KEY="$work/client_key" UOPS_SSH_KNOWN_HOSTS="$work/known_hosts" \
     UOPS_SSH_PYTHON=$python ANSIBLE_SSH_CONTROL_PATH_DIR="$work/cp" \
     ansible-playbook -i "$HERE/inventory.yml" "$HERE/managed_host.yml" "$@" || rc=$?
-# The play removed its instance: no QEMU of the managed user may outlive it.
-if [ "$rc" -eq 0 ] && pgrep -u "$user" '^qemu-system' >/dev/null; then
-    echo "a QEMU of $user still runs after the play removed its instance: $(pgrep -u "$user" -a '^qemu-system')" >&2
+# The play removed its instance: no QEMU of the managed user may outlive it. A zombie has
+# ended and only waits for its parent to reap it; where PID 1 does not reap (some CI
+# containers) one stays, so only processes in any other state count.
+live_qemu=$(ps -u "$user" -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^qemu-system/')
+if [ "$rc" -eq 0 ] && [ -n "$live_qemu" ]; then
+    echo "a QEMU of $user still runs after the play removed its instance: $live_qemu" >&2
     rc=1
 fi
 if [ "$rc" -ne 0 ]; then

@@ -85,8 +85,9 @@ def private_dirs(path):
         folder = os.sep.join(parts[:i])
         if folder in made:
             continue
-        st = os.stat(folder)
-        if stat.S_IMODE(st.st_mode) != 0o700 and st.st_uid == os.geteuid():
+        st = os.lstat(folder)  # a link is left alone: chmod would change what it points to
+        if stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) != 0o700 \
+                and st.st_uid == os.geteuid():
             os.chmod(folder, 0o700)
     return path
 
@@ -110,18 +111,39 @@ def write_state(path, data):
 def replace_json(path, data):
     """path holds data as JSON, owner-only (0600), replaced atomically in its folder. The temp
     file's name starts with '.' and names its owner, so a killed run's one is swept."""
-    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".json", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), 0o600)
+    with _replacing(path, os.path.dirname(path), ".json") as fd:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", closefd=False) as f:  # _replacing closes the fd
             json.dump(data, f)
-        os.rename(tmp, path)
-    except BaseException:
+
+
+@contextlib.contextmanager
+def _replacing(final_path, folder, suffix):
+    """A temp file in folder, named by staging_prefix, renamed onto final_path only if the block
+    succeeds. Yields the open fd. On any error the temp file is removed and final_path is
+    untouched. When it replaces an existing file, the data is flushed to disk first, so a crash
+    cannot leave a half-written file where a good one was."""
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=suffix, dir=folder)
+    renamed = False
+    try:
+        yield fd
+        if os.path.exists(final_path):
+            os.fsync(fd)
+        os.close(fd)
+        fd = None
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            os.rename(tmp, final_path)
+        except OSError as e:  # a folder this user may not write: the staging one could be
+            raise OpsError("cannot write %s: %s" % (final_path, e.strerror))
+        renamed = True
+    finally:  # not an except clause: a generator closed early must clean up too
+        if fd is not None:
+            os.close(fd)
+        if not renamed:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def drop_state(path):
@@ -134,16 +156,23 @@ def drop_state(path):
 _OWNER = re.compile(r"^\.staging-([0-9]+)\.([0-9]+)-")
 
 
+def proc_stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (the state letter first), or None
+    when there is no such process. The name is cut at the last ')' since it may hold any."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            parts = f.read().rsplit(")", 1)
+    except OSError:
+        return None
+    return parts[1].split() if len(parts) == 2 else None
+
+
 def process_start(pid):
     """A process's start time (clock ticks since boot, /proc/PID/stat field 22) as text, or
     None when there is no such process (or only its zombie): with the pid it names one process,
     pids being reused."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    if len(fields) < 20 or fields[0] in ("Z", "X"):  # a zombie is gone, only not reaped yet
+    fields = proc_stat_fields(pid)
+    if not fields or len(fields) < 20 or fields[0] in ("Z", "X"):  # a zombie: gone, not reaped
         return None
     return fields[19]
 
@@ -303,38 +332,14 @@ class OpsHome:
         os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
 
     @contextlib.contextmanager
-    def staged_file(self, final_path, mode=None):
-        """A temp file on the same filesystem, renamed onto final_path only if the block succeeds.
-
-        Yields the open fd. On any error the temp file is removed and final_path is untouched.
-        When it replaces an existing file, the data is flushed to disk first, so a crash cannot
-        leave a half-written file where a good one was. The file gets mode when given (whatever
-        the umask), else the mode of the file it replaces, else VOLUME_MODE less the umask.
+    def staged_file(self, final_path):
+        """A temp file on the same filesystem, renamed onto final_path only if the block succeeds
+        (see _replacing). Yields the open fd. The file gets the mode of the file it replaces,
+        else VOLUME_MODE less the umask.
         """
-        fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".raw",
-                                   dir=self._staging_dir(final_path))
-        try:
-            if mode is None:
-                self._final_mode(final_path, fd)
-            else:
-                os.fchmod(fd, mode)
+        with _replacing(final_path, self._staging_dir(final_path), ".raw") as fd:
+            self._final_mode(final_path, fd)
             yield fd
-            if os.path.exists(final_path):
-                os.fsync(fd)
-            os.close(fd)
-            fd = None
-            try:
-                os.rename(tmp, final_path)
-            except OSError as e:  # a folder this user may not write: the staging one could be
-                raise OpsError("cannot write %s: %s" % (final_path, e.strerror))
-        except BaseException:
-            if fd is not None:
-                os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
 
     @contextlib.contextmanager
     def scratch_file(self):

@@ -9,7 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
+import contextlib
 import re
 import time
 
@@ -18,7 +18,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.local.console import
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
-from ansible_collections.unikernel.ops.plugins.module_utils.local.records import pid_alive, process_state
+from ansible_collections.unikernel.ops.plugins.module_utils.local.records import pid_alive, stopped_state
 
 # QEMU run states in which the guest is held on purpose and QMP still works (`cont` resumes it)
 HELD_STATES = ("paused", "suspended", "debug", "prelaunch", "inmigrate", "postmigrate",
@@ -31,29 +31,39 @@ def health(inst, timeout=5.0, ask_qmp=True):
     (QMP is gone or does not answer), 'unknown' (no QMP to ask). problem says what is wrong,
     for the user; fatal when the instance cannot do its work or cannot be managed. ask_qmp
     False: what needs no QMP round trip only (for a caller about to open its own session)."""
+    with contextlib.ExitStack() as stack:
+        return health_session(inst, stack, timeout, ask_qmp)[0]
+
+
+def health_session(inst, stack, timeout=5.0, ask_qmp=True):
+    """(health, the QMP session it asked on, left open on stack for more questions), so that a
+    caller needs no second session; the session is None when QMP was not asked or failed."""
     out = {"status": "unknown", "crash": None, "problem": None, "fatal": False}
     console = read_console(inst.console) if inst.console else ""
     out["crash"] = crash_lines(console)
     if _frozen(inst, out):
-        return out
+        return out, None
     address = inst.qmp_address
-    if inst.qmp_socket and not os.path.exists(inst.qmp_socket):
+    if inst.qmp_socket_gone:
         out.update(status="unreachable", fatal=True, problem=(
             "instance %s (QEMU pid %d) cannot be managed: its QMP socket %s is gone; set state: "
             "restarted to replace it (QEMU is then stopped with SIGTERM)"
             % (inst.name, inst.pid, inst.qmp_socket)))
-        return out
+        return out, None
+    session = None
     if address and ask_qmp:
         try:
-            with QMPSession(address, timeout=timeout) as session:
-                out["status"] = session.execute("query-status").get("status") or "unknown"
+            session = stack.enter_context(QMPSession(address, timeout=timeout))
+            out["status"] = session.execute("query-status").get("status") or "unknown"
         except OpsError as e:
+            if session is not None:
+                session.close()  # closed before anything else, as a with block would (idempotent)
             if _frozen(inst, out):  # stopped while we asked
-                return out
+                return out, None
             out.update(status="unreachable", fatal=True, problem=(
                 "instance %s (QEMU pid %d) cannot be managed: %s; set state: restarted to replace "
                 "it" % (inst.name, inst.pid, e.msg)))
-            return out
+            return out, None
     if out["crash"]:
         out.update(fatal=True, problem=crash_message("instance %s" % inst.name, console))
     elif out["status"] in HELD_STATES:
@@ -64,13 +74,13 @@ def health(inst, timeout=5.0, ask_qmp=True):
         out.update(fatal=True, problem=(
             "instance %s does not run its guest (QEMU status %r); set state: restarted to "
             "restart it" % (inst.name, out["status"])))
-    return out
+    return out, session
 
 
 def _frozen(inst, out):
     """Whether the process is stopped by a signal (then out says so)."""
-    state = process_state(inst.pid)
-    if state not in ("T", "t"):
+    state = stopped_state(inst.pid)
+    if state is None:
         return False
     out.update(status="frozen", fatal=True, problem=(
         "instance %s (QEMU pid %d) is stopped (process state %s, as after SIGSTOP): QEMU and "

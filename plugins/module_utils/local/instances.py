@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import json
 import os
 import re
@@ -26,7 +27,9 @@ from ansible_collections.unikernel.ops.plugins.module_utils.images.layout import
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages, read_image
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import InstanceProvider, Outcome
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession, require_qmp
-from ansible_collections.unikernel.ops.plugins.module_utils.local.health import health, wait_for_console
+from ansible_collections.unikernel.ops.plugins.module_utils.local.health import (
+    health, health_session, wait_for_console,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.local.records import (
     InstanceStore, validate_instance_name,
 )
@@ -144,21 +147,32 @@ def _read_only_shares(path, meta, shares):
                   key=int)
 
 
+# what a setting recorded by no older run was then: an instance without it is no mismatch
+UNRECORDED = {"read_only_shares": []}
+
+
 def settings_diff(running, wanted):
     """Human-readable differences between a running instance's settings and the wanted ones."""
     out = []
     for key in SETTING_KEYS:
-        if key == "read_only_shares":  # not recorded before; an instance without such shares
-            if (running.get(key) or []) != (wanted.get(key) or []):  # is no mismatch
-                out.append("read_only_shares: running %s, wanted %s"
-                           % (json.dumps(running.get(key) or []), json.dumps(wanted.get(key))))
-        elif running.get(key) != wanted.get(key):
+        have = running.get(key, UNRECORDED.get(key))
+        if have != wanted.get(key):
             if key == "image_rootfs":
                 out.append("the image was rebuilt since the instance started")
             else:
-                out.append("%s: running %s, wanted %s" % (key, json.dumps(running.get(key)),
+                out.append("%s: running %s, wanted %s" % (key, json.dumps(have),
                                                           json.dumps(wanted.get(key))))
     return out
+
+
+def same_file(a, b):
+    """Whether two paths name one file (another spelling, a link): QEMU shows a path as given."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, TypeError):
+        return False
 
 
 def attachments_of(inst, timeout=5.0):
@@ -177,7 +191,7 @@ def holders_of(store, path, exclude_pid=None, timeout=5.0, read_only=False):
         if inst.pid == exclude_pid:
             continue
         try:
-            if any(a["file"] == path and not (read_only and a["read_only"])
+            if any(same_file(a["file"], path) and not (read_only and a["read_only"])
                    for a in attachments_of(inst, timeout)):
                 holders.append(inst.name)
         except OpsError:
@@ -189,17 +203,21 @@ def describe(inst, matched=None, checked=None):
     """inst as the modules return it, with its health (checked: health() already asked) and
     what QEMU has attached."""
     out = inst.as_dict()
-    checked = checked or health(inst)
-    out.update(status=checked["status"], crash=checked["crash"], problem=checked["problem"])
-    if checked["status"] in ("frozen", "unreachable"):  # asking again would only time out
-        out["attachments"] = None
-        out["attachments_error"] = checked["problem"]
-    else:
-        try:
-            out["attachments"] = attachments_of(inst)
-        except OpsError as e:
+    with contextlib.ExitStack() as stack:
+        session = None
+        if not checked:  # one QMP session for the status and the attachments
+            checked, session = health_session(inst, stack)
+        out.update(status=checked["status"], crash=checked["crash"], problem=checked["problem"])
+        if checked["status"] in ("frozen", "unreachable"):  # asking again would only time out
             out["attachments"] = None
-            out["attachments_error"] = e.msg
+            out["attachments_error"] = checked["problem"]
+        else:
+            try:
+                out["attachments"] = session.attachments() if session is not None \
+                    else attachments_of(inst)
+            except OpsError as e:
+                out["attachments"] = None
+                out["attachments_error"] = e.msg
     if matched is not None:
         out["matched"] = matched
     return out

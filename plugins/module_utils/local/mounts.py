@@ -18,7 +18,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.local.console import
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.local.health import health
 from ansible_collections.unikernel.ops.plugins.module_utils.local.instances import (
-    holders_of, qemu_ids, resolve_volume,
+    holders_of, qemu_ids, resolve_volume, same_file,
 )
 from ansible_collections.unikernel.ops.plugins.module_utils.local.records import InstanceStore
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import MountProvider, Outcome
@@ -58,6 +58,7 @@ def _console_end(inst):
 
 
 def _running(store, name, check_mode=False):
+    """(the running instance, its health without QMP) or an OpsError."""
     inst, stale = store.find(name)
     if stale and not check_mode:
         store.clean_stale(stale)
@@ -76,22 +77,13 @@ def _running(store, name, check_mode=False):
     state = health(inst, ask_qmp=False)  # the attach's own QMP session says the rest
     if state["fatal"] and not state["crash"]:
         raise OpsError(state["problem"], status=state["status"])
-    return inst
-
-
-def _same_file(a, b):
-    if a == b:
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, TypeError):
-        return False
+    return inst, state
 
 
 def _volume_name(home, path):
     """The name of the volume whose file is path, or None."""
     for v in list_volume_files(home.volumes):
-        if _same_file(v.path, path):
+        if same_file(v.path, path):
             return v.name
     return None
 
@@ -123,7 +115,7 @@ def manifest_warning(inst, vol, attach_id):
 
 def _find(atts, vol):
     """The attachment of the volume's file (a device that only has its id is another file)."""
-    mine = [a for a in atts if a["file"] and _same_file(a["file"], vol.path)]
+    mine = [a for a in atts if a["file"] and same_file(a["file"], vol.path)]
     return mine[0] if mine else None
 
 
@@ -156,12 +148,11 @@ def ensure_attached(store, instance, volume, read_only=False, attach_id=None, ti
                     force=False, check_mode=False):
     attach_id = local_attach_id(attach_id, "volume %s" % volume)
     timeout = check_timeout(timeout)
-    inst = _running(store, instance, check_mode)
+    inst, state = _running(store, instance, check_mode)
     vol = resolve_volume(store.home, volume)
     what = "volume %s was not attached to instance %s (%s)" % (vol.name, instance, RESTART_HINT)
-    crashed = console_crash(inst, what)
-    if crashed:
-        raise OpsError(crashed)
+    if state["crash"]:  # the console as _running read it: no second read
+        raise OpsError(crash_message(what, state["crash"]))
     try:
         return _attach(store, inst, vol, read_only, attach_id, timeout, force, check_mode)
     except OpsError as e:
@@ -281,7 +272,7 @@ def _failed(qmp, vol, inst, current, why, details, left=None):
 
 def ensure_detached(store, instance, volume, timeout=10.0, check_mode=False):
     timeout = check_timeout(timeout)
-    inst = _running(store, instance, check_mode)
+    inst = _running(store, instance, check_mode)[0]
     vol = resolve_volume(store.home, volume)
     with QMPSession(inst.qmp_address, timeout=timeout) as qmp:
         current = _find(qmp.attachments(), vol)

@@ -31,7 +31,9 @@ import time
 
 from ansible_collections.unikernel.ops.plugins.module_utils.local import qemu
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
-from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import OpsHome, replace_json
+from ansible_collections.unikernel.ops.plugins.module_utils.ops_home import (
+    OpsHome, private_dirs, proc_stat_fields, replace_json,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
 
 _SHORT_SOCKET = re.compile(r"^[0-9a-f]{16}\.sock$")
@@ -50,24 +52,34 @@ def validate_instance_name(name):
 def process_state(pid):
     """The state letter of /proc/<pid>/stat (R, S, D, T for stopped by a signal, t for traced,
     Z...), or None when there is no such process."""
+    fields = proc_stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def stopped_state(pid):
+    """The state letter when pid is stopped by a signal (T) or traced (t): QEMU is frozen and
+    QMP cannot answer. None otherwise."""
+    state = process_state(pid)
+    return state if state in ("T", "t") else None
+
+
+def _cmdline(pid):
+    """The command line of a live (not zombie) pid, as bytes; None when there is none to read."""
+    if process_state(pid) in (None, "Z", "X"):
+        return None
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError, ValueError):
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except (OSError, ValueError):
         return None
 
 
 def pid_alive(pid, marker=None):
     """Whether pid is a live (not zombie) process whose command line contains marker."""
-    if process_state(pid) in (None, "Z", "X"):
-        return False
     if marker is None:
-        return True
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return marker.encode() in f.read()
-    except (OSError, ValueError):
-        return False
+        return process_state(pid) not in (None, "Z", "X")
+    cmdline = _cmdline(pid)
+    return cmdline is not None and marker.encode() in cmdline
 
 
 def _process_uid(pid):
@@ -103,16 +115,20 @@ class Instance:
         return None
 
     @property
+    def qmp_socket_gone(self):
+        """Whether our QMP socket is no longer there: QEMU cannot be asked anything."""
+        return bool(self.qmp_socket) and not os.path.exists(self.qmp_socket)
+
+    @property
     def running(self):
         """Whether the recorded pid is still this QEMU, run by this user: a pid reused after a
         reboot must not pass, so its command line must name our pidfile (ours) or the image
         (ops')."""
-        if not pid_alive(self.pid, "qemu") or _process_uid(self.pid) != os.getuid():
+        cmdline = _cmdline(self.pid)  # read once for every marker
+        if cmdline is None or b"qemu" not in cmdline or _process_uid(self.pid) != os.getuid():
             return False
-        if self.pidfile:
-            return pid_alive(self.pid, self.pidfile)
-        image = self.data.get("image")
-        return pid_alive(self.pid, image) if image else True
+        marker = self.pidfile or self.data.get("image")
+        return marker.encode() in cmdline if marker else True
 
     def as_dict(self):
         return {"name": self.name, "pid": self.pid, "image": self.data.get("image"),
@@ -176,26 +192,21 @@ class InstanceStore:
                            "socket there" % short)
         return os.path.join(short, hashlib.sha256(path.encode()).hexdigest()[:16] + ".sock")
 
-    def _private_dir(self, path, fix_existing=True):
-        """path and every missing folder between the ops home and it, created owner-only
-        whatever the umask (makedirs gives the folders on the way the umask's mode)."""
-        self.home.ensure_dir(self.home.root)
-        current = self.home.root
-        for part in os.path.relpath(path, self.home.root).split(os.sep):
-            current = os.path.join(current, part)
-            try:
-                os.mkdir(current, 0o700)
-                os.chmod(current, 0o700)
-            except FileExistsError:
-                pass
-            except OSError as e:
-                raise OpsError("cannot create %s: %s" % (current, e.strerror))
+    @staticmethod
+    def _private_dir(path):
+        """path owner-only (0700) whatever the umask, with its missing folders (private_dirs),
+        and a real folder of this user: private_dirs follows a link and leaves another user's
+        folder as it is, and neither may hold our sockets and pidfiles."""
+        try:
+            private_dirs(path)
+        except OSError as e:
+            # something else where path should be is said below, as for a link
+            if not (isinstance(e, FileExistsError) and e.filename == os.path.abspath(path)):
+                raise OpsError("cannot create %s: %s" % (e.filename or path, e.strerror))
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
             raise OpsError("%s is not a folder of this user (uid %d); remove it, or use an ops "
                            "home of your own" % (path, os.getuid()))
-        if fix_existing and stat.S_IMODE(st.st_mode) != 0o700:
-            os.chmod(path, 0o700)
         return path
 
     # -- records ----------------------------------------------------------------------------
@@ -358,11 +369,11 @@ class InstanceStore:
         A QEMU stopped by SIGSTOP is continued first: only then can it power down or quit."""
         deadline = time.monotonic() + max(0.0, timeout)
         notes = []
-        if process_state(inst.pid) in ("T", "t"):
+        if stopped_state(inst.pid):
             self._signal(inst, signal.SIGCONT)
             notes.append("it was stopped by a signal: continued it first")
         address = inst.qmp_address
-        if inst.qmp_socket and not os.path.exists(inst.qmp_socket):
+        if inst.qmp_socket_gone:
             address = None
             notes.append("its QMP socket was gone")
         asked = False

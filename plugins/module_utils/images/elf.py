@@ -39,34 +39,58 @@ class ElfInfo:
         return self.interp is not None
 
 
+# What can be wrong with the first 64 bytes of a file meant to be an executable Nanos runs (a
+# program or the kernel); each caller words it its own way.
+EMPTY, NOT_ELF, SHORT, NOT_ELF64LE, NOT_EXECUTABLE = ("empty", "not ELF", "short", "not ELF64LE",
+                                                      "not an executable")
+_PROGRAM_FAULTS = {
+    EMPTY: "is not an ELF executable",
+    NOT_ELF: "is not an ELF executable",
+    SHORT: "is a damaged ELF file",
+    NOT_ELF64LE: "is not a 64-bit little-endian ELF (Nanos runs only those)",
+    NOT_EXECUTABLE: "is an ELF object or core file, not an executable",
+}
+_KERNEL_FAULTS = {
+    EMPTY: "it is empty",
+    NOT_ELF: "it is not an ELF file",
+    SHORT: "it is too short for an ELF header (%d bytes)",
+    NOT_ELF64LE: "it is not a 64-bit little-endian ELF",
+    NOT_EXECUTABLE: "it is an ELF object or core file, not an executable",
+}
+
+
+def _header_fault(head):
+    """What makes head (a file's first 64 bytes) no ELF64 little-endian executable or PIE
+    header: one of the faults above, or None."""
+    if not head:
+        return EMPTY
+    if head[:4] != b"\x7fELF":
+        return NOT_ELF
+    if len(head) < 64:
+        return SHORT
+    if head[4] != 2 or head[5] != 1:
+        return NOT_ELF64LE
+    e_type, = struct.unpack_from("<H", head, 16)
+    if e_type not in (ET_EXEC, ET_DYN):
+        return NOT_EXECUTABLE
+    return None
+
+
 def inspect(path):
     """Read the ELF header and program headers; refuse what Nanos cannot run."""
     try:
         with open(path, "rb") as f:
             head = f.read(64)
-            if head[:4] != b"\x7fELF":
-                raise OpsError("program %s is not an ELF executable" % path)
-            if len(head) < 64:
-                raise struct.error("short ELF header")
-            if head[4] != 2 or head[5] != 1:
-                raise OpsError("program %s is not a 64-bit little-endian ELF (Nanos runs only "
-                               "those)" % path)
+            fault = _header_fault(head)
+            if fault:
+                raise OpsError("program %s %s" % (path, _PROGRAM_FAULTS[fault]))
             e_type, e_machine = struct.unpack_from("<HH", head, 16)
-            if e_type not in (ET_EXEC, ET_DYN):
-                raise OpsError("program %s is an ELF object or core file, not an executable" % path)
             if e_machine not in MACHINES:
                 raise OpsError("program %s is for ELF machine %d; Nanos runs x86_64 and aarch64"
                                % (path, e_machine))
-            phoff, = struct.unpack_from("<Q", head, 32)
-            phentsize, phnum = struct.unpack_from("<HH", head, 54)
-            f.seek(phoff)
-            table = f.read(phentsize * phnum)
             interp = None
-            for i in range(phnum):
-                p_type, = struct.unpack_from("<I", table, i * phentsize)
+            for p_type, p_offset, p_filesz in _program_headers(f, head):
                 if p_type == PT_INTERP:
-                    p_offset, = struct.unpack_from("<Q", table, i * phentsize + 8)
-                    p_filesz, = struct.unpack_from("<Q", table, i * phentsize + 32)
                     if p_filesz > INTERP_MAX:
                         raise struct.error("PT_INTERP of %d bytes" % p_filesz)
                     f.seek(p_offset)
@@ -102,17 +126,12 @@ def kernel_problem(path):
     (64-bit little-endian, x86_64, executable or PIE, loadable, no dynamic loader)."""
     with open(path, "rb") as f:
         head = f.read(64)
-        if not head:
-            return "it is empty"
-        if head[:4] != b"\x7fELF":
-            return "it is not an ELF file"
-        if len(head) < 64:
-            return "it is too short for an ELF header (%d bytes)" % len(head)
-        if head[4] != 2 or head[5] != 1:
-            return "it is not a 64-bit little-endian ELF"
-        e_type, e_machine = struct.unpack_from("<HH", head, 16)
-        if e_type not in (ET_EXEC, ET_DYN):
-            return "it is an ELF object or core file, not an executable"
+        fault = _header_fault(head)
+        if fault == SHORT:
+            return _KERNEL_FAULTS[SHORT] % len(head)
+        if fault:
+            return _KERNEL_FAULTS[fault]
+        e_machine, = struct.unpack_from("<H", head, 18)
         if e_machine != KERNEL_MACHINE:
             name = MACHINES.get(e_machine) or OTHER_MACHINES.get(e_machine) or "machine %d" % e_machine
             return "it is an ELF for %s, not x86_64" % name

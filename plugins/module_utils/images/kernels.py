@@ -39,10 +39,11 @@ VERSION_MAX = 128  # a folder name, and <version>.json beside it, well within NA
 class Kernel:
     """The files an image is built from."""
 
-    def __init__(self, version, kernel, boot, klibs_dir=None):
+    def __init__(self, version, kernel, boot, boot_data, klibs_dir=None):
         self.version = version  # None for explicit paths
         self.kernel = kernel
         self.boot = boot
+        self.boot_data = boot_data  # boot.img's bytes as checked here: an image is built from them
         self.klibs_dir = klibs_dir
 
     def as_dict(self):
@@ -88,10 +89,10 @@ def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
                 raise OpsError("%s %s is not a file: give the %s.img of a Nanos release"
                                % (what, path, what))
         check_kernel(kernel)
-        read_boot_region(boot, "boot %s" % boot)
+        boot_data = read_boot_region(boot, "boot %s" % boot)
         if klibs and not os.path.isdir(klibs):
             raise OpsError("klibs %s is not a directory" % klibs)
-        return Kernel(nanos_version, kernel, boot, klibs)
+        return Kernel(nanos_version, kernel, boot, boot_data, klibs)
     looked = []
     version = nanos_version or installed_version(home)
     if version is None:
@@ -106,9 +107,9 @@ def resolve(home, nanos_version=None, kernel=None, boot=None, klibs=None):
                        % (version, ", ".join(looked), HOW_TO_GET_ONE))
     # Files of the ops home can be damaged too (an interrupted `ops update`): named, not used.
     check_kernel(kpath, "kernel %s of Nanos %s" % (kpath, version))
-    read_boot_region(bpath, "boot %s of Nanos %s" % (bpath, version))
+    boot_data = read_boot_region(bpath, "boot %s of Nanos %s" % (bpath, version))
     kdir = klibs or os.path.join(folder, "klibs")
-    return Kernel(version, kpath, bpath, kdir if os.path.isdir(kdir) else None)
+    return Kernel(version, kpath, bpath, boot_data, kdir if os.path.isdir(kdir) else None)
 
 
 def parse_checksum(checksum):

@@ -154,7 +154,7 @@ def plan_image(home, spec, volumes, known_hashes=None, shares=True, unit=None, f
     (objects with name, uuid and path); shares=False refuses host directories (9p is local)."""
     validate_image_name(spec.name)
     kernel = kernels.resolve(home, spec.nanos_version, spec.kernel, spec.boot, spec.klib_dir)
-    boot_data = image_layout.read_boot_region(kernel.boot)
+    boot_data = kernel.boot_data  # read and checked by resolve, before anything is written
     bootfs = TreePlan()
     bootfs.add_file("/kernel", kernel.kernel)
     for klib in spec.klibs or []:

@@ -24,13 +24,35 @@ MAX_EXTENSIONS = 1 << 20  # a guard against link cycles in a damaged log
 # Log extensions are 1024 sectors (ops refuses others); a length far beyond that is damage, and
 # reading it whole would take that much memory.
 MAX_EXTENSION_SECTORS = 1 << 16
-# What a damaged log can make of the decoder or the tree; turned into a TFSFormatError naming
-# the file (a reader that is not told about damage sees only these).
 # The kernel's link from a directory to its parent; in memory, and perhaps in a log it wrote:
 # never a name in the tree nor a manifest value.
 PARENT = b".."
+# What a damaged log can make of the decoder or the tree; turned into a TFSFormatError naming
+# the file (a reader that is not told about damage sees only these).
 DAMAGE = (IndexError, KeyError, TypeError, AttributeError, RecursionError, OverflowError,
           ValueError)
+NO_TFS = "no TFS found (missing NVMTFS magic)"
+
+
+class HeaderError(TFSFormatError):
+    """Sector 0 holds no TFS header this reader can use; nothing behind it was read."""
+
+
+class PastTheEnd(TFSFormatError):
+    """The header, a log extension or a file's data lies (in part) beyond the end of the disk:
+    a file cut short, mostly. `what` is "header", "log" or the file's path (text); `end` is the
+    byte of the disk it runs to, `disk_bytes` the disk's size."""
+
+    def __init__(self, reason, path, what, end, disk_bytes):
+        super().__init__(reason, path)
+        self.what = what
+        self.end = end
+        self.disk_bytes = disk_bytes
+
+
+def filesystem_name(path, offset=0):
+    """How messages name a filesystem: the file, and where in it for an image partition."""
+    return "%s" % (path,) if not offset else "%s (filesystem at byte %d)" % (path, offset)
 
 
 class Entry:
@@ -60,8 +82,8 @@ class TFS:
     def __init__(self, path, offset=0):
         self.path = path
         self.offset = offset
-        # How messages name the filesystem: the file, and where in it for an image partition.
-        self.name = "%s" % (path,) if not offset else "%s (filesystem at byte %d)" % (path, offset)
+        self.name = filesystem_name(path, offset)
+        self._usage = None  # (entries by kind, sectors in use), from one walk; see used_bytes
         self._fd = os.open(path, os.O_RDONLY)
         try:
             self.disk_bytes = os.lseek(self._fd, 0, os.SEEK_END)  # a block device's size too
@@ -78,6 +100,8 @@ class TFS:
     def _damaged(self, e):
         """A TFSFormatError naming this filesystem, for a reason (text) or a caught error."""
         if isinstance(e, TFSFormatError):
+            if e.path == self.name:
+                return e  # raised here already, perhaps as a HeaderError or PastTheEnd
             return TFSFormatError(e.reason, self.name)
         if isinstance(e, str):
             return TFSFormatError(e, self.name)
@@ -99,8 +123,15 @@ class TFS:
 
     def _load(self):
         head = self._pread(SECTOR, 0)
-        self.version, self.uuid_bytes, self.label, start, length, initial_len = \
-            parse_initial_extension(head)
+        if len(head) < SECTOR:
+            raise PastTheEnd(NO_TFS, self.name, "header", self.offset + SECTOR, self.disk_bytes)
+        try:
+            self.version, self.uuid_bytes, self.label, start, length, initial_len = \
+                parse_initial_extension(head)
+            # The initial extension's own length (normally one sector) counts in used_bytes.
+            self._check_extension(0, initial_len)
+        except DAMAGE as e:  # told apart from damage in the log the header points to
+            raise HeaderError(self._damaged(e).reason, self.name)
         self.log_extensions = [(0, initial_len)]
         self.root = self._read_log(start, length)
         if not isinstance(self.root, dict):
@@ -109,6 +140,16 @@ class TFS:
     @property
     def uuid(self):
         return format_uuid(self.uuid_bytes)
+
+    def _check_extension(self, start, length):
+        if not 0 < length <= MAX_EXTENSION_SECTORS:
+            raise TFSFormatError("log extension at sector %d has a length of %d sectors "
+                                 "(at most %d)" % (start, length, MAX_EXTENSION_SECTORS))
+        end = self.offset + (start + length) * SECTOR
+        if end > self.disk_bytes:
+            raise PastTheEnd("log extension at sector %d (%d sectors) lies beyond the end of the "
+                             "disk (%d bytes)" % (start, length, self.disk_bytes), self.name, "log",
+                             end, self.disk_bytes)
 
     def _read_log(self, start, length):
         decoder = Decoder(self.version)
@@ -122,12 +163,7 @@ class TFS:
                 raise TFSFormatError("the log extension at sector %d links back to itself or "
                                      "an earlier one" % start)
             visited.add(start)
-            if not 0 < length <= MAX_EXTENSION_SECTORS:
-                raise TFSFormatError("log extension at sector %d has a length of %d sectors "
-                                     "(at most %d)" % (start, length, MAX_EXTENSION_SECTORS))
-            if self.offset + (start + length) * SECTOR > self.disk_bytes:
-                raise TFSFormatError("log extension at sector %d (%d sectors) lies beyond the end "
-                                     "of the disk (%d bytes)" % (start, length, self.disk_bytes))
+            self._check_extension(start, length)
             self.log_extensions.append((start, length))
             buf = self._pread(length * SECTOR, start)
             if len(buf) < length * SECTOR or buf[:6] != MAGIC:
@@ -201,11 +237,22 @@ class TFS:
             raise self._damaged(e)
 
     def extents(self, entry):
-        """(file sector, disk sector, sectors, initialised) for each extent, in file order."""
+        """(file sector, disk sector, sectors, initialised) for each extent, in file order; an
+        extent past the end of the disk is refused."""
         try:
-            return file_extents(entry)
+            out = file_extents(entry)
         except DAMAGE as e:
             raise self._damaged(e)
+        for extent in out:
+            self._check_extent(entry, extent[1], extent[2])
+        return out
+
+    def _check_extent(self, entry, disk_sector, sectors):
+        end = self.offset + (disk_sector + sectors) * SECTOR
+        if end > self.disk_bytes:
+            name = os.fsdecode(entry.path)
+            raise PastTheEnd("%s: extent beyond the end of the disk" % name, self.name, name, end,
+                             self.disk_bytes)
 
     def iter_file(self, entry, chunk=READ_CHUNK):
         """Yield a regular file's bytes in chunks; holes and uninitialised extents read as zeros."""
@@ -248,18 +295,32 @@ class TFS:
         return b"".join(self.iter_file(entry))
 
     def used_bytes(self):
-        """Sectors held by the log and by file extents, in bytes."""
-        sectors = sum(ext[1] for ext in self.log_extensions)
-        for entry in self.walk():
-            if entry.kind == "file":
+        """Sectors held by the log and by file extents, in bytes. Decodes every extent (never
+        reading its data) and refuses one past the end of the disk, as extents() does."""
+        return self._survey()[1] * SECTOR
+
+    def entry_counts(self):
+        """{"file": n, "directory": n, "symlink": n}: the entries below the root."""
+        return dict(self._survey()[0])
+
+    def _survey(self):
+        """One walk of the tree, kept: the tree read at open does not change."""
+        if self._usage is None:
+            counts = {"file": 0, "directory": 0, "symlink": 0}
+            sectors = sum(ext[1] for ext in self.log_extensions)
+            for entry in self.walk():
+                counts[entry.kind] += 1
+                if entry.kind != "file":
+                    continue
                 try:
-                    for ext in _extent_tuples(entry).values():
-                        if isinstance(ext, dict):
-                            sectors += _count(ext.get(b"allocated", ext.get(b"length")),
-                                              "allocated", entry)
+                    decoded = list(_decode_extents(entry))
                 except DAMAGE as e:
                     raise self._damaged(e)
-        return sectors * SECTOR
+                for dummy, disk_sector, length, allocated, dummy2 in decoded:
+                    self._check_extent(entry, disk_sector, length)
+                    sectors += allocated
+            self._usage = (counts, sectors)
+        return self._usage
 
     def manifest(self):
         """The root tuple's keys other than the tree (an image's manifest), as plain values:
@@ -274,7 +335,7 @@ class TFS:
 def parse_initial_extension(head):
     """Sector 0 of a TFS: (version, uuid bytes, label, log start, log length, own length)."""
     if len(head) < SECTOR or head[:6] != MAGIC:
-        raise TFSFormatError("no TFS found (missing NVMTFS magic)")
+        raise TFSFormatError(NO_TFS)
     pos = len(MAGIC)
     version, pos = decode_varint(head, pos)
     if version not in SUPPORTED_VERSIONS:
@@ -304,8 +365,7 @@ def read_identity(path, offset=0):
     try:
         version, uuid_bytes, label = parse_initial_extension(head)[:3]
     except TFSFormatError as e:
-        raise TFSFormatError(e.reason, path if not offset else "%s (filesystem at byte %d)"
-                             % (path, offset))
+        raise TFSFormatError(e.reason, filesystem_name(path, offset))
     return version, format_uuid(uuid_bytes), label
 
 
@@ -380,17 +440,23 @@ def _count(value, what, entry):
     return n
 
 
-def file_extents(entry):
-    """(file sector, disk sector, sectors, initialised) for each extent of a file, in file
-    order."""
-    out = []
+def _decode_extents(entry):
+    """(file sector, disk sector, sectors, sectors allocated, initialised) for each extent of a
+    file, in no order."""
     for key, ext in _extent_tuples(entry).items():
         if not isinstance(ext, dict):
             continue
-        out.append((_count(key, "extent key", entry), _count(ext.get(b"offset"), "extent offset", entry),
-                    _count(ext.get(b"length"), "extent length", entry), b"uninited" not in ext))
-    out.sort()
-    return out
+        fsect = _count(key, "extent key", entry)
+        dsect = _count(ext.get(b"offset"), "extent offset", entry)
+        length = _count(ext.get(b"length"), "extent length", entry)
+        allocated = _count(ext[b"allocated"], "allocated", entry) if b"allocated" in ext else length
+        yield fsect, dsect, length, allocated, b"uninited" not in ext
+
+
+def file_extents(entry):
+    """(file sector, disk sector, sectors, initialised) for each extent of a file, in file
+    order."""
+    return sorted((e[0], e[1], e[2], e[4]) for e in _decode_extents(entry))
 
 
 def _plain(value, parents):

@@ -19,7 +19,6 @@ from ansible_collections.unikernel.ops.plugins.module_utils.providers import Out
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
     EXTENSION_SECTORS, SECTOR, TFSFormatError, format_uuid,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import (
     DataCopier, TreePlan, plan_tree, prepare, write_filesystem,
 )
@@ -75,9 +74,7 @@ def plan_facts(plan, log, label, version):
 
 
 def tfs_facts(tfs):
-    counts = {"file": 0, "directory": 0, "symlink": 0}
-    for entry in tfs.walk():
-        counts[entry.kind] += 1
+    counts = tfs.entry_counts()  # the walk that used_bytes makes, made once per TFS
     return {"label": tfs.label, "tfs_version": tfs.version, "used": tfs.used_bytes(),
             "files": counts["file"], "directories": counts["directory"],
             "symlinks": counts["symlink"]}
@@ -118,20 +115,24 @@ class OnPremVolumes(VolumeProvider):
 
     def describe(self, vf, contents=False, checksums=False):
         """A volume as modules return it; a file that is not a readable TFS gets an `error`."""
+        tfs, problem = open_sound_tfs(vf.path)
+        with tfs or contextlib.nullcontext():
+            return self._described(vf, tfs, problem, contents, checksums)
+
+    def _described(self, vf, tfs, problem, contents=False, checksums=False):
+        """describe() of what open_sound_tfs gave for the volume file (the caller closes it)."""
         out = {"name": vf.name, "uuid": vf.uuid, "path": vf.path, "size": vf.size,
                "created": vf.created, "provider": self.name}
-        tfs, problem = open_sound_tfs(vf.path)
         if problem:
             out["error"] = "not a readable Nanos volume: %s" % problem
             return out
         try:
-            with tfs:
-                out.update(tfs_facts(tfs))
-                if tfs.uuid != vf.uuid:
-                    out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
-                        vf.uuid, tfs.uuid)
-                if contents:
-                    out["contents"] = [content_item(tfs, e, checksums) for e in tfs.walk()]
+            out.update(tfs_facts(tfs))
+            if tfs.uuid != vf.uuid:
+                out["warning"] = "the file name says UUID %s but the filesystem says %s" % (
+                    vf.uuid, tfs.uuid)
+            if contents:
+                out["contents"] = [content_item(tfs, e, checksums) for e in tfs.walk()]
         except (OSError, TFSFormatError) as e:
             out["error"] = "not a readable Nanos volume: %s" % e
         return out
@@ -186,24 +187,20 @@ class OnPremVolumes(VolumeProvider):
             plan, log, need = self._plan(spec, check_mode)
             return self._update(spec, existing, plan, log, need, want_size, check_mode, want_diff)
 
-    @staticmethod
-    def _new_size(spec, want_size, plan, need):
-        return new_volume_size(spec.size, want_size, plan, need)
-
     def _create(self, spec, want_size, check_mode, want_diff):
         uuid_bytes = _uuid_bytes(spec.uuid) if spec.uuid else os.urandom(16)
         uuid = format_uuid(uuid_bytes)
         path = volume_path(self.home.volumes, spec.name, uuid)
         if check_mode:
             plan, log, need = self._plan(spec, check_mode)
-            size = self._new_size(spec, want_size, plan, need)
+            size = new_volume_size(spec.size, want_size, plan, need)
         else:
             # Data is copied by a second process while this one plans and encodes the tree.
             with self.home.staged_file(path) as fd:
                 copier = DataCopier(fd) if spec.source and DataCopier.worthwhile() else None
                 with copier or contextlib.nullcontext():
                     plan, log, need = self._plan(spec, False, copier)
-                    size = self._new_size(spec, want_size, plan, need)
+                    size = new_volume_size(spec.size, want_size, plan, need)
                     write_filesystem(fd, plan, log, uuid_bytes, spec.name, size,
                                      spec.tfs_version, copier=copier)
         after = _diff_text(size, listing(plan.root)) if want_diff else ""
@@ -263,11 +260,8 @@ class OnPremVolumes(VolumeProvider):
         after_size = max(vf.size, want_size or 0)
         rebuild = bool(reasons) and spec.force
         if rebuild:
-            if want_size is not None and want_size < need:
-                raise OpsError("size %s (%d bytes) cannot hold the new content: it needs at "
-                               "least %d bytes (its data, its log, the 1 MiB the guest keeps "
-                               "free for its own log, and one free sector for the guest to "
-                               "write to)" % (spec.size, want_size, need), needed=need)
+            if want_size is not None:
+                new_volume_size(spec.size, want_size, plan, need)  # refuses a size too small
             after_size = max(after_size, need)
             actions.append("rebuild %s from %s (%s)" % (vf.path, spec.source, "; ".join(reasons)))
         elif reasons:
@@ -313,14 +307,13 @@ class OnPremVolumes(VolumeProvider):
             vf = find_volume(list_volume_files(self.home.volumes), name=spec.name, uuid=spec.uuid)
             if vf is None:
                 return Outcome(False, None)
-            volume = self.describe(vf)
-            before = ""
-            if want_diff:
-                try:
-                    with TFS(vf.path) as tfs:
-                        before = _diff_text(vf.size, listing(tfs.root))
-                except (OSError, TFSFormatError):
-                    before = "size: %d\n(not a readable volume)\n" % vf.size
+            tfs, problem = open_sound_tfs(vf.path)  # read once: for the result and the diff
+            with tfs or contextlib.nullcontext():
+                volume = self._described(vf, tfs, problem)
+                before = ""
+                if want_diff:
+                    before = (_diff_text(vf.size, listing(tfs.root)) if tfs is not None
+                              else "size: %d\n(not a readable volume)\n" % vf.size)
             action = "delete %s" % vf.path
             if not check_mode:
                 self._refuse_if_in_use(vf, "deleting")

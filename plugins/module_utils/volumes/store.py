@@ -17,10 +17,12 @@ import re
 
 from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsError
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.codec import (
-    EXTENSION_BYTES, EXTENSION_SECTORS, LABEL_MAX, MAGIC, NEW_EXTENSION_THRESHOLD, SECTOR,
+    EXTENSION_BYTES, EXTENSION_SECTORS, LABEL_MAX, NEW_EXTENSION_THRESHOLD, SECTOR,
     TFSFormatError, format_uuid, parse_uuid,
 )
-from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS, parse_initial_extension
+from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import (
+    NO_TFS, TFS, HeaderError, PastTheEnd,
+)
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.writer import required_sectors
 
 SIZE_GRAMMAR = ("a whole number of bytes, optionally followed by k, m or g (any case, base 1024), "
@@ -163,63 +165,37 @@ def find_volume(volumes, name=None, uuid=None):
     return found[0] if found else None
 
 
-def _reason(error):
-    """A reader's error without the file name (our messages name the volume and file first)."""
-    return getattr(error, "reason", None) or str(error)
-
-
-def _cut_short(tfs, size):
-    """Where the log or a file's data runs past the end of the volume file, or None."""
-    for start, length in tfs.log_extensions:
-        if (start + length) * SECTOR > size:
-            return "its log runs to byte %d" % ((start + length) * SECTOR)
-    for entry in tfs.walk():
-        if entry.kind != "file":
-            continue
-        for extent in tfs.extents(entry):  # (file sector, disk sector, sectors, initialised)
-            end = (extent[1] + extent[2]) * SECTOR
-            if end > size:
-                return "%s has data up to byte %d" % (os.fsdecode(entry.path), end)
-    return None
+def _problem(error):
+    """What a reader's error says is wrong with a volume file, worded for our messages (which
+    name the volume and file first)."""
+    if isinstance(error, PastTheEnd):
+        if error.what == "header":
+            return "it is cut short: the file has %d bytes, less than its 512-byte header" % (
+                error.disk_bytes,)
+        where = "its log runs to" if error.what == "log" else "%s has data up to" % error.what
+        return "it is cut short: %s byte %d but the file has %d bytes" % (
+            where, error.end, error.disk_bytes)
+    if isinstance(error, HeaderError):
+        if error.reason == NO_TFS:
+            return "its header is damaged (sector 0 does not start with the TFS magic NVMTFS)"
+        return "its header is damaged (%s)" % error.reason
+    return "its log is damaged (%s)" % error.reason
 
 
 def open_sound_tfs(path):
     """(open TFS, None) for a volume file whose header and log read and that holds all of its log
     and data, or (None, what is wrong). Reads sector 0 and the log, never the data."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        return None, "%s (%s)" % (UNREADABLE, e.strerror)
-    try:
-        size = os.fstat(fd).st_size
-        head = os.pread(fd, SECTOR, 0)
-    finally:
-        os.close(fd)
-    if len(head) < SECTOR:
-        return None, "it is cut short: the file has %d bytes, less than its 512-byte header" % size
-    if head[:len(MAGIC)] != MAGIC:
-        return None, "its header is damaged (sector 0 does not start with the TFS magic NVMTFS)"
-    try:
-        start, length = parse_initial_extension(head)[3:5]
-    except TFSFormatError as e:
-        return None, "its header is damaged (%s)" % _reason(e)
-    if (start + length) * SECTOR > size:
-        return None, "it is cut short: its log runs to byte %d but the file has %d bytes" % (
-            (start + length) * SECTOR, size)
-    try:
-        tfs = TFS(path)
+        tfs = TFS(path)  # checks the header and every log extension against the file's size
     except OSError as e:
         return None, "%s (%s)" % (UNREADABLE, e.strerror)
     except TFSFormatError as e:
-        return None, "its log is damaged (%s)" % _reason(e)
+        return None, _problem(e)
     try:
-        short = _cut_short(tfs, size)
+        tfs.used_bytes()  # decodes every extent and checks it against the file's size (kept)
     except TFSFormatError as e:
         tfs.close()
-        return None, "its log is damaged (%s)" % _reason(e)
-    if short:
-        tfs.close()
-        return None, "it is cut short: %s but the file has %d bytes" % (short, size)
+        return None, _problem(e)
     return tfs, None
 
 

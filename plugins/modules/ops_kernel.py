@@ -52,6 +52,10 @@ attributes:
       - With O(version=latest) or O(version=nightly) and no O(src), check mode still reads the
         store's small C(latest.txt) (or the nightly timestamp), to know which release a real run
         would install.
+      - An O(src) on the managed host that a real run would install is checked as that run
+        checks it (O(checksum), a readable tarball, a kernel and boot record), unpacked in a
+        temporary folder outside the ops home that is then removed, so check mode fails where
+        the real run would.
   diff_mode:
     support: none
     description: The result lists the actions instead.

@@ -157,6 +157,10 @@ def _safe_extract(tar_path, dest, label=None):
     read_boot_region(os.path.join(dest, "boot.img"), "the boot.img of release tarball %s" % label)
 
 
+def _is_url(src):
+    return re.match(r"^[a-z][a-z0-9+.-]*://", src) is not None
+
+
 class ReleaseStore:
     """Install and remove Nanos releases in the ops home, with a record of what was installed."""
 
@@ -223,6 +227,8 @@ class ReleaseStore:
         latest = installed_version(self.home)
         if make_latest and latest != version:
             actions.append("set latest.txt to %s (was %s)" % (version, latest))
+        if check_mode and (not same or force) and not _is_url(src):
+            self._check_local(src, digest)  # a plan that would fail fails now
         if check_mode or not actions:
             return bool(actions), actions
         self.home.ensure_dir(self.home.root)
@@ -235,6 +241,27 @@ class ReleaseStore:
                 os.write(fd, version.encode())  # ops writes it with no newline
         return True, actions
 
+    @staticmethod
+    def _checked_tarball(tarball, digest, src):
+        """The sha256 of the tarball fetched from (or given as) src, checked against digest."""
+        if not os.path.isfile(tarball):
+            raise OpsError("release tarball %s does not exist" % src)
+        got = sha256_file(tarball)
+        if digest is not None and got != digest:
+            raise OpsError("release tarball %s has sha256 %s, not the expected %s; "
+                           "nothing was installed" % (src, got, digest))
+        return got
+
+    def _check_local(self, src, digest):
+        """Check mode: a local tarball checked as an install checks it, unpacked in a temporary
+        folder outside the ops home (which check mode leaves untouched) and removed."""
+        self._checked_tarball(src, digest, src)
+        tmpdir = tempfile.mkdtemp(prefix="unikernel-ops-release-check-")
+        try:
+            _safe_extract(src, tmpdir)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
     def _replace(self, version, folder, src, download, digest, stamp):
         """Fetch, check and unpack the tarball in an owner-only temporary folder of the ops home,
         then put the release folder in place whole; the temporary folder never outlives this."""
@@ -242,15 +269,10 @@ class ReleaseStore:
                                   dir=self.home.ensure_dir(self.home.state("tmp"), 0o700))
         try:
             tarball = src
-            if re.match(r"^[a-z][a-z0-9+.-]*://", src):
+            if _is_url(src):
                 tarball = os.path.join(tmpdir, "release.tar.gz")
                 download(src, tarball)
-            elif not os.path.isfile(src):
-                raise OpsError("release tarball %s does not exist" % src)
-            got = sha256_file(tarball)
-            if digest is not None and got != digest:
-                raise OpsError("release tarball %s has sha256 %s, not the expected %s; "
-                               "nothing was installed" % (src, got, digest))
+            got = self._checked_tarball(tarball, digest, src)
             staged = os.path.join(tmpdir, "release")
             os.mkdir(staged, 0o755)
             _safe_extract(tarball, staged, src)
@@ -350,6 +372,8 @@ def ensure(home, version, state="present", src=None, release_url=None, checksum=
                                  "the nightly build's timestamp", home, release_url)
             stamp = (releases.NIGHTLY_STAMP, built)
             src = releases.nightly_tarball_url(release_url)
+    if src and _is_url(src):
+        releases.check_url(src, "src")
     src = src or releases.release_tarball_url(release_url, version)
 
     def download(url, dest):

@@ -26,6 +26,7 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
@@ -49,7 +50,17 @@ def location(release_url):
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in ("http", "https", "file"):
         raise OpsError("release_url %r is not an http, https or file URL" % (release_url,))
+    check_url(url, "release_url")
     return url.rstrip("/") + "/"
+
+
+def check_url(url, what):
+    """Refuse a URL urllib cannot parse (a bracket left open, a port that is no number) before
+    anything is fetched, naming the option it came from. Returns its port (None for none)."""
+    try:
+        return urllib.parse.urlsplit(url).port
+    except ValueError as e:
+        raise OpsError("%s %r is not a valid URL: %s" % (what, url, e))
 
 
 def release_file(version):
@@ -130,6 +141,8 @@ class Fetcher:
             if isinstance(e.reason, FileNotFoundError):
                 raise OpsError("GET %s: no such file" % url, url=url)
             raise _Retry(_describe(e))
+        except (ValueError, http.client.InvalidURL) as e:  # no retry mends a URL
+            raise OpsError("GET %s: not a URL that can be fetched (%s)" % (url, e), url=url)
         except (UrlsConnectionError, http.client.HTTPException, OSError) as e:
             raise _Retry(_describe(e))
 

@@ -17,20 +17,22 @@ __metaclass__ = type
 import os
 import re
 
-from ansible.module_utils.basic import AnsibleModule, _load_params
+from ansible.module_utils.basic import AnsibleModule
 
 from urllib.parse import unquote
 
-# scheme://userinfo@ - userinfo cannot hold '/', '@' or blanks unencoded (RFC 3986)
-_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@\s'\"]+)@")
+# scheme://userinfo@host - up to the last '@' before the path, as urllib splits it: an
+# unencoded '@' or quote in a password is still sent, so it must still be masked
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#\s]+)@")
 _SHORTEST_ALONE = 4  # a shorter password alone would mask every such run of letters in the output
 
 
 def url_credentials(text):
     """The secrets in the URLs of text: each userinfo whole (raw and decoded), and each
-    password of a useful length on its own."""
+    password of a useful length on its own. The user of user:pass is no secret and is left
+    shown; a userinfo without ':' is taken as a token (https://TOKEN@host/) and masked."""
     found = set()
-    for userinfo in _USERINFO.findall(text or ""):
+    for userinfo in _USERINFO.findall(text):
         for form in (userinfo, unquote(userinfo)):
             secret = form.split(":", 1)[1] if ":" in form else form
             if ":" in form:
@@ -51,28 +53,19 @@ def _strings(value):
             yield from _strings(v)
 
 
-def credentials_in(params, environ=None):
+def credentials_in(params):
     """The URL credentials of the options and of the environment (proxies, AWS_ENDPOINT_URL)."""
-    environ = os.environ if environ is None else environ
     found = set()
-    for text in list(_strings(params)) + [v for v in environ.values() if "://" in v]:
+    for text in list(_strings(params)) + [v for v in os.environ.values() if "://" in v]:
         found.update(url_credentials(text))
     return found
 
 
 class CredentialSafeModule(AnsibleModule):
-    """An AnsibleModule that masks URL credentials in all it prints, also when its own argument
-    checks fail (they run, and may fail, before a subclass could add no_log values): they are
-    read from the raw arguments first."""
+    """An AnsibleModule that masks URL credentials in all it prints and logs. They join the
+    no_log values as soon as the raw arguments are read, so the argument checks that run (and
+    may fail) before any subclass code are covered too."""
 
-    def __init__(self, *args, **kwargs):
-        self._url_credentials = credentials_in(_load_params())
-        super().__init__(*args, **kwargs)
-
-    def exit_json(self, **kwargs):
-        self.no_log_values.update(self._url_credentials)
-        super().exit_json(**kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        self.no_log_values.update(self._url_credentials)
-        super().fail_json(msg, **kwargs)
+    def _load_params(self):
+        super()._load_params()
+        self.no_log_values.update(credentials_in(self.params))

@@ -53,7 +53,10 @@ def store(tmp_path):
     ("GET http://tok3n-abc@h:1/p failed", {"tok3n-abc"}),
     ("http://al%40ce:p%2Fss@h/", {"al%40ce:p%2Fss", "p%2Fss", "al@ce:p/ss", "p/ss"}),
     ("http://u:pw@h/", {"u:pw"}),  # a password this short alone would mask every "pw" printed
-    ("http://ci@h/", set()),  # nor a user name alone, which is no secret
+    ("http://ci@h/", set()),  # nor a token this short
+    ("https://ghp_T0ken@host/r.git", {"ghp_T0ken"}),  # a userinfo without ':' is a token
+    ("http://u:p@ss@h/x", {"u:p@ss", "p@ss"}),  # urllib sends all up to the last '@'
+    ("http://u:pa\"ss@h/", {"u:pa\"ss", "pa\"ss"}),  # and a quote unencoded
     ("mail alice@example.com, see http://host/a@b", set()),
 ])
 def test_url_credentials_found(text, found):
@@ -87,10 +90,21 @@ def test_refused_arguments_show_no_credentials(tmp_path):
 
 
 def test_cloud_endpoint_and_environment_show_no_credentials(tmp_path, monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", with_credentials("http://127.0.0.1:9/", "proxyuser", "pr0xy-pass"))
+    # botocore takes the endpoint from AWS_ENDPOINT_URL and prints it as given when it cannot
+    # connect: only our masking of the environment's URLs keeps its credentials out
+    monkeypatch.setenv("AWS_ENDPOINT_URL", with_credentials("http://127.0.0.1:9/", "envuser", "env-Secret"))
+    result, rc = run_module("ops_volume_info", {
+        "ops_dir": str(tmp_path / "ops"), "provider": "aws", "region": "us-east-1",
+        "access_key": "AKIAEXAMPLEKEY", "secret_key": "example-secret-key"}, tmp_path)
+    assert rc == 1 and "Could not connect to the endpoint URL" in result["msg"], result
+    assert "http://********@127.0.0.1:9/" in result["msg"], result  # the local endpoint was asked
+    assert_hidden(result, "env-Secret", "envuser", "example-secret-key")
+
+
+def test_cloud_endpoint_option_shows_no_credentials(tmp_path):
     result, rc = run_module("ops_volume_info", {
         "ops_dir": str(tmp_path / "ops"), "provider": "aws", "region": "us-east-1",
         "endpoint_url": with_credentials("http://127.0.0.1:9/"),
         "access_key": "AKIAEXAMPLEKEY", "secret_key": "example-secret-key"}, tmp_path)
-    assert rc == 1 and "Could not connect to the endpoint URL" in result["msg"], result
-    assert_hidden(result, SECRET, USER, "pr0xy-pass", "proxyuser", "example-secret-key")
+    assert rc == 1 and "http://********@127.0.0.1:9/" in result["msg"], result
+    assert_hidden(result, SECRET, USER, "example-secret-key")

@@ -101,6 +101,10 @@ options:
       - Volumes attached at boot, as SCSI LUNs. Each is a volume name or UUID, or a dict with
         C(volume), C(attach_id) (the N of V(%N), sets the SCSI C(device_id) Nanos reads it from)
         and C(read_only).
+      - Locally, refused before anything is started or stopped - an C(attach_id) above 2147483647
+        (Nanos keeps V(%N) in a 32-bit signed number), a volume whose name is the QEMU id of
+        another device (C(boot), C(scsi0), C(pci.2)), a damaged or renamed volume file, and an
+        image or volume file this user cannot read and write.
     type: list
     elements: raw
     default: []
@@ -137,6 +141,7 @@ options:
         SIGKILL, each with a wait of 1 to 2 seconds, so a stop ends within some 5 seconds of
         O(stop_timeout). A QEMU stopped by a signal is continued (SIGCONT) first; one without a
         QMP socket is sent SIGTERM at once.
+      - 0 or more.
     type: int
     default: 10
   force:
@@ -226,6 +231,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# status, crash and problem: keep in step with ops_instance_info (RETURN has no doc fragments)
 instance:
   description:
     - The instance after the task; null when it is not running.
@@ -271,15 +277,21 @@ instance:
       description: The Nanos crash lines on its console; null when it shows none.
       type: str
     problem:
-      description: What is wrong with it (paused, frozen, unreachable, crashed); null when nothing.
+      description:
+        - What is wrong with it (paused, frozen, unreachable, crashed, or a QEMU status other than
+          running); null when nothing.
       type: str
     attachments:
       description: Disks QEMU reports, with file, node, device id, read-only and attach id.
       type: list
       elements: dict
+    attachments_error:
+      description: Why QMP could not be asked for the disks.
+      returned: when attachments is null
+      type: str
     matched:
       description: The console text O(wait_for) matched.
-      returned: when O(wait_for) was given and the instance was started
+      returned: when O(wait_for) was given and the instance runs (not in check mode)
       type: str
 mismatch:
   description: How the running instance differs from the wanted settings (nothing was changed).

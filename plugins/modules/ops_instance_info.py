@@ -57,6 +57,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# status, crash and problem: keep in step with ops_instance (RETURN has no doc fragments)
 instances:
   description: Running instances.
   returned: always
@@ -113,7 +114,9 @@ instances:
       description: The Nanos crash lines on its console; null when it shows none.
       type: str
     problem:
-      description: What is wrong with it (paused, frozen, unreachable, crashed); null when nothing.
+      description:
+        - What is wrong with it (paused, frozen, unreachable, crashed, or a QEMU status other than
+          running); null when nothing.
       type: str
 stale:
   description: Records whose QEMU process is gone.

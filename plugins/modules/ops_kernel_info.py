@@ -30,7 +30,9 @@ extends_documentation_fragment:
   - unikernel.ops.aws.WAITS
 options:
   nanos_version:
-    description: Resolve this version instead of the one C(latest.txt) names.
+    description:
+      - Resolve this version instead of the one C(latest.txt) names.
+      - Letters, digits, C(.), C(_), C(+) and C(-), at most 128 characters; any other is an error.
     type: str
 notes:
   - Kernels live in the ops home on the managed host whatever O(provider) says (cloud images are

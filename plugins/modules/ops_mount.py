@@ -21,9 +21,10 @@ description:
   - A volume attached to another running instance is refused (two writers corrupt a volume).
   - Locally, refused before any change - an O(attach_id) another volume of the instance has (at
     boot or hot-plugged; the message names it), a volume whose QEMU device id (its name) is the
-    id of another device of the instance (such as C(scsi0) or C(boot)), and an instance whose
-    console shows a Nanos crash (C(lastvector:), C(assertion ... failed), C(frame trace:)); the
-    message quotes those console lines.
+    id of another device of the instance (such as C(scsi0) or C(boot)), a damaged or renamed
+    volume file (its TFS header or log unreadable, or the file shorter than they say), and an
+    instance whose console shows a Nanos crash (C(lastvector:), C(assertion ... failed),
+    C(frame trace:)); the message quotes those console lines.
   - Locally, an attach that fails after C(blockdev-add) is undone (C(device_del),
     C(blockdev-del)) before the task fails, and a volume detached to be re-attached with
     O(force) is attached again as it was. It fails when QEMU refuses the C(device_add) (a lock

@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -36,8 +37,8 @@ from ansible_collections.unikernel.ops.tests.integration.targets.setup_nanos_sta
     make_boot_img, make_release,
 )
 
-__all__ = ["make_boot_img", "make_release", "kernel_home", "small_site", "c_programs",
-           "COLLECTIONS_PATH"]
+__all__ = ["make_boot_img", "make_release", "kernel_home", "small_site", "serial_boot_image",
+           "c_programs", "COLLECTIONS_PATH"]
 
 
 def kernel_home(ops, version="0.1.99"):
@@ -57,6 +58,34 @@ def small_site(src):
     with open(os.path.join(str(src), "sub", "note.txt"), "w") as f:
         f.write("note\n")
     return src
+
+
+def serial_boot_image(path, text):
+    """A 1 MiB disk whose boot sector writes text (bytes or str) to the serial port COM1 (0x3f8),
+    then halts for good: a guest whose console says exactly what a test wants, then hangs.
+    Returns path as a str."""
+    if not isinstance(text, bytes):
+        text = text.encode("utf-8")
+    loop = (b"\xba\xf8\x03"   # mov dx, 0x3f8
+            b"\xac"           # next: lodsb
+            b"\x84\xc0"       # test al, al
+            b"\x74\x03"       # jz halt
+            b"\xee"           # out dx, al
+            b"\xeb\xf8"       # jmp next
+            b"\xf4"           # halt: hlt (interrupts are off: for good)
+            b"\xeb\xfd")      # jmp halt
+    head = b"\xfa\xfc\x31\xc0\x8e\xd8"  # cli; cld; xor ax, ax; mov ds, ax
+    text_at = 0x7C00 + len(head) + 3 + len(loop)  # the text follows the code
+    code = head + b"\xbe" + struct.pack("<H", text_at) + loop  # mov si, text_at
+    if len(code) + len(text) + 1 > 510:
+        raise ValueError("%d bytes of text do not fit in a boot sector" % len(text))
+    sector = bytearray(512)
+    sector[:len(code) + len(text)] = code + text  # then a NUL: the end of the text
+    sector[510:] = b"\x55\xaa"
+    with open(str(path), "wb") as f:
+        f.write(bytes(sector))
+        f.truncate(1 << 20)
+    return str(path)
 
 
 # -- fixtures shared by the image tests ---------------------------------------------------------

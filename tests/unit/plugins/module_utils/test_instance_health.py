@@ -25,7 +25,8 @@ from ansible_collections.unikernel.ops.plugins.module_utils.images.manifest impo
 from ansible_collections.unikernel.ops.plugins.module_utils.images.store import LocalImages
 from ansible_collections.unikernel.ops.plugins.module_utils.local import instances, records
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
-from ansible_collections.unikernel.ops.tests.unit.conftest import make_release
+from ansible_collections.unikernel.ops.tests.unit.conftest import kernel_home, serial_boot_image
+from ansible_collections.unikernel.ops.tests.unit.plugins.modules.module_runner import tree
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 is not installed (bindep.txt)")
@@ -36,31 +37,6 @@ CRASH = (b"booting\r\n"
          b"     rip: ffffffff8001a2b3\r\n"
          b"frame trace:\r\n"
          b"ffffffff8001a2b3\r\n")
-
-
-def printing_boot_image(path, text):
-    """A disk whose boot sector writes text to COM1 (port 0x3f8), then halts for good: a guest
-    whose console says exactly what a test wants, then hangs."""
-    code = bytes([0xFA, 0xFC,              # cli; cld
-                  0x31, 0xC0, 0x8E, 0xD8,  # xor ax, ax; mov ds, ax
-                  0xBE, 0x00, 0x00,        # mov si, <text> (patched below)
-                  0xBA, 0xF8, 0x03,        # mov dx, 0x3f8
-                  0xAC,                    # next: lodsb
-                  0x84, 0xC0,              # test al, al
-                  0x74, 0x03,              # jz halt
-                  0xEE,                    # out dx, al
-                  0xEB, 0xF8,              # jmp next
-                  0xF4,                    # halt: hlt
-                  0xEB, 0xFD])             # jmp halt
-    sector = bytearray(512)
-    sector[:len(code)] = code
-    where = 0x7C00 + len(code)
-    sector[7:9] = bytes([where & 0xFF, where >> 8])
-    sector[len(code):len(code) + len(text) + 1] = text + b"\0"
-    sector[510:512] = b"\x55\xaa"
-    with open(str(path), "wb") as f:
-        f.write(bytes(sector) + bytes(1 << 20))
-    return str(path)
 
 
 @pytest.fixture
@@ -91,12 +67,25 @@ def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def check_mode_says(store, p):
+    """What ensure_state(p) says in check mode of the instance as it is - its OpsError's message,
+    or the warnings of an Outcome that changes nothing - asserting that the ops home is as it
+    was."""
+    before = tree(store.home.root)
+    try:
+        out, dummy = instances.ensure_state(store, p, check_mode=True)
+    except OpsError as e:
+        said = e.msg
+    else:
+        assert not out.changed, out.actions
+        said = out.warnings
+    assert tree(store.home.root) == before, "check mode changed the ops home"
+    return said
+
+
 def test_owner_only_under_umask_000_readonly_share_and_a_paused_guest(store, umask_000, tmp_path,
                                                                       c_programs):
-    home = store.home.root
-    make_release(home, "0.1.99")
-    with open(os.path.join(home, "latest.txt"), "w") as f:
-        f.write("0.1.99")
+    home = kernel_home(store.home.root)
     shared = tmp_path / "shared"
     shared.mkdir()
     LocalImages(home).present(ImageSpec(name="app", program=c_programs["static"],
@@ -127,6 +116,7 @@ def test_owner_only_under_umask_000_readonly_share_and_a_paused_guest(store, uma
     assert not out.changed and out.volume["status"] == "paused"
     assert out.warnings == ["instance vm is paused (QEMU status 'paused'): its guest does not run; "
                             "nothing was changed - resume it over QMP (cont) or set state: restarted"]
+    assert check_mode_says(store, params(image="app")) == out.warnings
     listed = instances.LocalInstances(home).list_instances()
     assert [i["status"] for i in listed["instances"]] == ["paused"]
     t0 = time.monotonic()
@@ -137,7 +127,7 @@ def test_owner_only_under_umask_000_readonly_share_and_a_paused_guest(store, uma
 
 
 def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, tmp_path):
-    image = printing_boot_image(tmp_path / "idle.img", b"idle\r\n")
+    image = serial_boot_image(tmp_path / "idle.img", b"idle\r\n")
     out, extra = instances.ensure_state(store, params(image=image, wait_for="idle"))
     first = out.volume["pid"]
     os.kill(first, signal.SIGSTOP)
@@ -152,6 +142,8 @@ def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, 
         "instance vm (QEMU pid %d) is stopped (process state T, as after SIGSTOP): QEMU and its "
         "guest are frozen and QMP cannot answer; resume it (kill -CONT %d) or set state: "
         "restarted" % (first, first))
+    assert check_mode_says(store, params(image=image)) == e.value.msg
+    assert records.process_state(first) == "T"  # check mode did not continue it
     described = instances.LocalInstances(store.home.root).list_instances("vm")["instances"][0]
     assert described["status"] == "frozen" and described["attachments"] is None
     # replaced (force, other memory): the frozen QEMU is continued, then stopped in time
@@ -171,6 +163,7 @@ def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, 
     assert e.value.msg == ("instance vm (QEMU pid %d) cannot be managed: its QMP socket %s is gone; "
                            "set state: restarted to replace it (QEMU is then stopped with SIGTERM)"
                            % (second, sock))
+    assert check_mode_says(store, params(image=image, memory="96M")) == e.value.msg
     t0 = time.monotonic()
     out, extra = instances.ensure_state(store, params(state="absent"))
     assert time.monotonic() - t0 < STOP_TIMEOUT + 5
@@ -180,7 +173,7 @@ def test_frozen_or_qmp_less_qemu_is_said_and_stopped_within_stop_timeout(store, 
 
 
 def test_a_crash_on_the_console_fails_at_once(store, tmp_path):
-    image = printing_boot_image(tmp_path / "crash.img", CRASH)
+    image = serial_boot_image(tmp_path / "crash.img", CRASH)
     lines = ("lastvector: 000000000000000e (Page fault)\n     rip: ffffffff8001a2b3\n"
              "frame trace:\nffffffff8001a2b3")
     t0 = time.monotonic()
@@ -193,6 +186,7 @@ def test_a_crash_on_the_console_fails_at_once(store, tmp_path):
     with pytest.raises(OpsError) as e:
         instances.ensure_state(store, params(image=image))
     assert e.value.msg == "instance vm: the guest crashed (its console shows a Nanos crash):\n" + lines
+    assert check_mode_says(store, params(image=image)) == e.value.msg
     listed = instances.LocalInstances(store.home.root).list_instances("vm")["instances"][0]
     assert listed["crash"] == lines and listed["status"] == "running"
 

@@ -184,16 +184,23 @@ def spread(rng, count, lo, hi):
     return delays
 
 
-def retry_inside_the_build(phases, inside, early, kill_once, first, attempts=6):
-    """On a loaded machine the timed run can mislead the spread: when no kill landed inside
-    the build, kill again between the latest kill that came too early and the earliest that
-    came too late, until one lands there (each extra kill is checked like the others)."""
-    for i in range(first, first + attempts):
+def kill_inside_the_build(kill_once, delays, phases, inside, early, what, attempts=6):
+    """kill_once(i, delay) at each delay, then retried: on a loaded machine the timed run can
+    mislead the spread, so when no kill landed inside the build (phase `inside`), kill again
+    between the latest kill that came too early (a phase in `early`) and the earliest that came
+    too late, until one lands there (each extra kill is checked like the others). Fails when none
+    did; `what` says what the build was doing then."""
+    for i, delay in enumerate(delays):
+        kill_once(i, delay)
+    for i in range(len(delays), len(delays) + attempts):
         if inside in [p[1] for p in phases]:
-            return
+            break
         lo = max([d for d, p in phases if p in early] or [0.0])
         hi = min([d for d, p in phases if p not in early and d > lo] or [lo * 2 + 0.2])
         kill_once(i, (lo + hi) / 2)
+    print("kills (delay, phase; one must land while %s): %s" % (what, phases))
+    assert inside in [p[1] for p in phases], \
+        "KILL_SEED=%d: no kill landed while %s: %s" % (SEED, what, phases)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +224,6 @@ def test_a_killed_build_leaves_nothing_and_the_volume_intact(sources, tmp_path):
     t0 = time.monotonic()
     assert proc.wait() == 0
     whole = time.monotonic() - t0
-    holds = "B"
     print("a whole rebuild takes %.2f s" % whole)
     phases = []
     state = {"holds": "B"}
@@ -228,7 +234,7 @@ def test_a_killed_build_leaves_nothing_and_the_volume_intact(sources, tmp_path):
         before, ino = content_digest(volume), os.stat(volume).st_ino
         proc = start("update", dict(args, source=sources[target]), tmp_path)
         proc.started = time.monotonic()
-        finished, _copier = kill_at(proc, delay)
+        finished = kill_at(proc, delay)[0]
         assert_nothing_left(proc, why)
         left = staging_files(ops, proc.pid)
         assert glob.glob(os.path.join(ops, "volumes", "*.raw")) == [volume], why
@@ -243,15 +249,9 @@ def test_a_killed_build_leaves_nothing_and_the_volume_intact(sources, tmp_path):
         info = next_run_sweeps(ops, tmp_path, why)
         assert [v["uuid"] for v in info["volumes"]] == [uuid], why
 
-    delays = spread(rng, UPDATE_KILLS, 0.3 * whole, 1.05 * whole)
-    for i, delay in enumerate(delays):
-        kill_once(i, delay)
-    retry_inside_the_build(phases, "building", ("before the build",), kill_once, len(delays))
-    print("update kills (delay, phase): %s" % phases)
-    assert "building" in [p[1] for p in phases], \
-        "KILL_SEED=%d: no kill landed while the volume was being built: %s" % (SEED, phases)
-    holds = state["holds"]
-    assert_holds(volume, sources[holds], "KILL_SEED=%d, at the end" % SEED)
+    kill_inside_the_build(kill_once, spread(rng, UPDATE_KILLS, 0.3 * whole, 1.05 * whole), phases,
+                          "building", ("before the build",), "the volume was being built")
+    assert_holds(volume, sources[state["holds"]], "KILL_SEED=%d, at the end" % SEED)
 
 
 def test_a_killed_create_leaves_no_copier_and_no_volume(sources, tmp_path):
@@ -289,10 +289,5 @@ def test_a_killed_create_leaves_no_copier_and_no_volume(sources, tmp_path):
             os.unlink(path)
         assert sorted(glob.glob(os.path.join(ops, "volumes", "*.raw"))) == keep, why
 
-    delays = spread(rng, CREATE_KILLS, 0.4 * whole, 0.95 * whole)
-    for i, delay in enumerate(delays):
-        kill_once(i, delay)
-    retry_inside_the_build(phases, "copier running", ("no copier",), kill_once, len(delays))
-    print("create kills (delay, phase): %s" % phases)
-    assert "copier running" in [p[1] for p in phases], \
-        "KILL_SEED=%d: no kill landed while the copier ran: %s" % (SEED, phases)
+    kill_inside_the_build(kill_once, spread(rng, CREATE_KILLS, 0.4 * whole, 0.95 * whole), phases,
+                          "copier running", ("no copier",), "the copier ran")

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import threading
 import time
@@ -30,7 +29,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.local.console import
 from ansible_collections.unikernel.ops.plugins.module_utils.local.qmp import QMPSession
 from ansible_collections.unikernel.ops.plugins.module_utils.providers import VolumeSpec
 from ansible_collections.unikernel.ops.plugins.module_utils.volumes.onprem import OnPremVolumes
-from ansible_collections.unikernel.ops.tests.unit.conftest import make_release
+from ansible_collections.unikernel.ops.tests.unit.conftest import kernel_home, serial_boot_image
 from ansible_collections.unikernel.ops.tests.unit.plugins.modules.module_runner import run_module, tree
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
@@ -49,28 +48,11 @@ CRASH_LINES = CRASH.split("\n", 1)[1].replace("\n\n", "\n").rstrip("\n")  # as c
 RESTART = "restart it: unikernel.ops.ops_instance state: restarted"
 
 
-def crash_boot_sector(text):
-    """A boot sector that writes text to COM1 and halts: xor ax,ax; mov ds,ax; cld;
-    mov si,msg; mov dx,0x3f8; next: lodsb; test al,al; jz halt; out dx,al; jmp next;
-    halt: cli; hlt; jmp halt; msg: text, 0."""
-    code = (bytes.fromhex("31c08ed8fc") + b"\xbe" + struct.pack("<H", 0x7C00 + 23)
-            + bytes.fromhex("baf803ac84c07403eeebf8faf4ebfd"))
-    data = text.encode() + b"\0"
-    assert len(code) == 23 and len(code) + len(data) <= 510
-    sector = bytearray(512)
-    sector[:len(code) + len(data)] = code + data
-    sector[510:] = b"\x55\xaa"
-    return bytes(sector)
-
-
 @pytest.fixture
 def store(tmp_path, c_programs):
     # deep enough that the QMP sockets live in /tmp (SOCKET_PATH_MAX), so that tree() can read
     # every file of the ops home
-    home = str(tmp_path / ("ops-home-" + "d" * 60) / ".ops")
-    make_release(home, "0.1.99")
-    with open(os.path.join(home, "latest.txt"), "w") as f:
-        f.write("0.1.99")
+    home = kernel_home(tmp_path / ("ops-home-" + "d" * 60) / ".ops")
     vols = OnPremVolumes(home)
     for name in ("data", "extra", "other", "scsi0", "boot"):
         vols.present(VolumeSpec(name=name))
@@ -167,10 +149,12 @@ def test_attach_ids_and_device_ids_on_hot_plug(store, tmp_path):
     path = volume_path(store, "other")
     with open(path, "r+b") as f:
         f.write(bytes(6))
-    refused(store, tmp_path, "volume 'other' (%s) cannot be attached to instance 'vm': its header "
-            "is damaged (sector 0 does not start with the TFS magic NVMTFS). It is left as it is: "
-            "restore it from a backup, or delete it (unikernel.ops.ops_volume with state: absent) "
-            "and create it again" % path, volume="other")
+    damaged = ("volume 'other' (%s) cannot be attached to instance 'vm': its header is damaged "
+               "(sector 0 does not start with the TFS magic NVMTFS). It is left as it is: restore "
+               "it from a backup, or delete it (unikernel.ops.ops_volume with state: absent) and "
+               "create it again" % path)
+    refused(store, tmp_path, damaged, volume="other")
+    refused(store, tmp_path, damaged, volume="other", _ansible_check_mode=True)
     assert sorted(qemu_says(inst)[0]) == ["boot", "data", "extra"]
     # at boot, a volume named after a device of every instance is refused before QEMU starts
     with pytest.raises(OpsError, match=r"^volume scsi0 cannot be a boot volume: its QEMU device id "
@@ -222,10 +206,7 @@ def test_a_device_add_qemu_refuses_leaves_nothing(store, tmp_path):
 
 
 def test_a_crashed_guest_is_reported_at_once(store, tmp_path):
-    image = str(tmp_path / "crashes.img")
-    with open(image, "wb") as f:
-        f.write(crash_boot_sector(CRASH))
-        f.truncate(1 << 20)
+    image = serial_boot_image(tmp_path / "crashes.img", CRASH)
     inst = start(store, name="crashy", image=image)
     deadline = time.monotonic() + 20
     while CRASH_LINES.splitlines()[-1] not in read_console(inst.console):

@@ -2,7 +2,10 @@
 """The bad-input table (bad_input*.yml): each row runs one module as Ansible runs it (a separate
 Python process given its arguments as a JSON file) on an ops home that holds a kernel, a volume,
 an image and a running record of nothing, and asserts that it fails with a message that names
-the input (never "unexpected error"), and that the ops home is byte for byte what it was."""
+the input (never "unexpected error"), and that the ops home is byte for byte what it was. Every
+row runs twice: as a task runs, and in check mode (--check), where the same input is refused the
+same way - but for a row that says in check_mode_passes why check mode cannot tell: its check-mode
+run reports the change it would make, and changes nothing either."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -56,14 +59,31 @@ def home(tmp_path_factory, c_programs):
     return where
 
 
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
 @pytest.mark.parametrize("row", ROWS, ids=["%s-%d" % (r["module"], i) for i, r in enumerate(ROWS)])
-def test_bad_input(home, row, tmp_path):
+def test_bad_input(home, row, check_mode, tmp_path):
     args = fill(row["args"], home)
     args.setdefault("ops_dir", home["ops"])
+    args["_ansible_check_mode"] = check_mode
     before = tree(home["ops"])
     result, rc = run_module(row["module"], args, tmp_path)
     msg = result.get("msg", "")
-    assert rc != 0 and result.get("failed"), result
-    assert fill(row["msg"], home) in msg, msg
+    if check_mode and row.get("check_mode_passes"):
+        assert rc == 0 and result["changed"] and not result.get("failed"), result
+    else:
+        assert rc != 0 and result.get("failed"), result
+        assert fill(row["msg"], home) in msg, msg
     assert "unexpected error" not in msg and "Traceback" not in json.dumps(result), result
     assert tree(home["ops"]) == before, "the ops home changed"
+
+
+def test_the_highest_local_attach_id_is_taken(home, tmp_path):
+    """2147483647, one below the row refused in bad_input_instance.yml, goes through (check
+    mode: validated, nothing started)."""
+    before = tree(home["ops"])
+    result, rc = run_module("ops_instance", {
+        "name": "top", "image": "web", "volumes": [{"volume": "site", "attach_id": 2147483647}],
+        "ops_dir": home["ops"], "_ansible_check_mode": True}, tmp_path)
+    assert rc == 0 and result["changed"] and not result.get("failed"), result
+    assert result["actions"][0].startswith("start top from "), result
+    assert tree(home["ops"]) == before

@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 """Volume files damaged behind our back (cut short in the log or in the data, the magic zeroed,
 a log byte flipped, renamed): an image that mounts one, a grow and a re-run of ops_volume, and
-an instance that boots with one each fail with a message that names the volume, the file and what is wrong, and the ops home - the
-damaged file included - is byte for byte what it was. Modules run as Ansible runs them."""
+an instance that boots with one each fail with a message that names the volume, the file and
+what is wrong, and the ops home - the damaged file included - is byte for byte what it was.
+Each run is made twice, as a task runs and in check mode (--check), which refuses the same way.
+Modules run as Ansible runs them."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -95,27 +97,30 @@ def uses(home):
         "grow": ("ops_volume", {"name": "site", "size": "8m"}, "grown"),
         "rerun": ("ops_volume", {"name": "site", "source": home["src"], "size": "4m"},
                   "compared with %s" % home["src"]),
-        # refused before QEMU is started, check mode included: nothing of the instance is made
+        # refused before QEMU is started: nothing of the instance is made
         "boot": ("ops_instance", {"name": "vm", "image": "web", "volumes": ["site"]},
                  "attached to instance 'vm' at boot"),
-        "boot-check": ("ops_instance", {"name": "vm", "image": "web", "volumes": ["site"],
-                                        "_ansible_check_mode": True},
-                       "attached to instance 'vm' at boot"),
     }
 
 
-def refused(home, tmp_path, module, args, msg):
+USES = ["image", "grow", "rerun", "boot"]
+CHECK_MODE = pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
+
+
+def refused(home, tmp_path, module, args, msg, check_mode=False):
     before = tree(home["ops"])
-    result, rc = run_module(module, dict(args, ops_dir=home["ops"]), tmp_path)
+    result, rc = run_module(module, dict(args, ops_dir=home["ops"], _ansible_check_mode=check_mode),
+                            tmp_path)
     assert rc != 0 and result.get("failed"), result
     assert result["msg"] == msg
     assert "Traceback" not in json.dumps(result)
     assert tree(home["ops"]) == before, "the ops home changed"
 
 
-@pytest.mark.parametrize("use", ["image", "grow", "rerun", "boot", "boot-check"])
+@CHECK_MODE
+@pytest.mark.parametrize("use", USES)
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_damaged_volume_is_refused(home, tmp_path, c_programs, damage, use):
+def test_damaged_volume_is_refused(home, tmp_path, c_programs, damage, use, check_mode):
     home["static"] = c_programs["static"]
     do, problem = DAMAGES[damage]
     path = do(home["path"], home)
@@ -123,11 +128,12 @@ def test_damaged_volume_is_refused(home, tmp_path, c_programs, damage, use):
     if use == "rerun" and "cut-short" in damage:
         what = "grown"  # the file is now smaller than the size asked: a re-run would grow it
     refused(home, tmp_path, module, args, "volume 'site' (%s) cannot be %s: %s. It is left as it is: %s"
-            % (path, what, problem(home), REMEDY))
+            % (path, what, problem(home), REMEDY), check_mode)
 
 
-@pytest.mark.parametrize("use", ["image", "grow", "rerun", "boot"])
-def test_renamed_volume_is_refused(home, tmp_path, c_programs, use):
+@CHECK_MODE
+@pytest.mark.parametrize("use", USES)
+def test_renamed_volume_is_refused(home, tmp_path, c_programs, use, check_mode):
     """A file renamed by hand: Nanos would look for the label and UUID its header holds."""
     home["static"] = c_programs["static"]
     path = home["path"].replace(home["uuid"], OTHER_UUID)
@@ -136,25 +142,25 @@ def test_renamed_volume_is_refused(home, tmp_path, c_programs, use):
     refused(home, tmp_path, module, args,
             "volume 'site' (%s) cannot be %s: its header says label 'site' and UUID %s, its file name "
             "'site' and %s. It is left as it is: rename the file back to site:%s.raw"
-            % (path, what, home["uuid"], OTHER_UUID, home["uuid"]))
+            % (path, what, home["uuid"], OTHER_UUID, home["uuid"]), check_mode)
 
 
-def test_force_does_not_rebuild_a_damaged_volume(home, tmp_path):
+@CHECK_MODE
+def test_force_does_not_rebuild_a_damaged_volume(home, tmp_path, check_mode):
     path = DAMAGES["frame-flipped"][0](home["path"], home)
     refused(home, tmp_path, "ops_volume", {"name": "site", "source": home["src"], "force": True},
             "volume 'site' (%s) cannot be rebuilt from %s: its log is damaged (unknown log frame 253 "
-            "at sector 1). It is left as it is: %s" % (path, home["src"], REMEDY))
+            "at sector 1). It is left as it is: %s" % (path, home["src"], REMEDY), check_mode)
 
 
-def test_check_mode_and_a_new_image_are_refused_too(home, tmp_path, c_programs):
+@CHECK_MODE
+def test_a_new_image_mounting_it_by_uuid_is_refused_too(home, tmp_path, c_programs, check_mode):
     path = DAMAGES["data-cut-short"][0](home["path"], home)
     problem = DAMAGES["data-cut-short"][1](home)
-    refused(home, tmp_path, "ops_volume", {"name": "site", "size": "8m", "_ansible_check_mode": True},
-            "volume 'site' (%s) cannot be grown: %s. It is left as it is: %s" % (path, problem, REMEDY))
     refused(home, tmp_path, "ops_image", {"name": "web2", "program": c_programs["static"],
                                           "mounts": {home["uuid"]: "/site"}},
             "volume 'site' (%s) cannot be mounted by image 'web2': %s. It is left as it is: %s"
-            % (path, problem, REMEDY))
+            % (path, problem, REMEDY), check_mode)
 
 
 def test_sound_volume_still_grows_and_mounts(home, tmp_path, c_programs):

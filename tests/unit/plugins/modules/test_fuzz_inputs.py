@@ -5,10 +5,11 @@ is allowed), run in-process as Ansible runs it (main() reading its arguments fro
 ansible.module_utils.basic, the result read from what it prints).
 
 Properties: the run ends in exit_json or fail_json, a failure never says "unexpected error" or
-carries a trace, and nothing of the sandbox outside the ops home changes. Host paths are drawn
-from inside the sandbox only, the provider stays onprem and URLs point at the sandbox or a
-closed local port, so a run can reach nothing else. ops_instance runs in check mode only: its
-options are all validated, but no QEMU is started.
+carries a trace, nothing of the sandbox outside the ops home changes, and a run in check mode
+changes nothing in the ops home either (not even a scratch folder). Host paths are drawn from
+inside the sandbox only, the provider stays onprem and URLs point at the sandbox or a closed
+local port, so a run can reach nothing else. ops_instance runs in check mode only: its options
+are all validated, but no QEMU is started.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -269,6 +270,7 @@ def run_in_process(mod, args, sandbox, check_mode, diff):
 
 
 def check_run(mod, args, sandbox, check_mode, diff, before):
+    home_before = tree(sandbox["ops"]) if check_mode else None
     result, code = run_in_process(mod, args, sandbox, check_mode, diff)
     msg = str(result.get("msg", ""))
     if result.get("failed"):
@@ -278,6 +280,8 @@ def check_run(mod, args, sandbox, check_mode, diff, before):
     else:
         assert code == 0, result
     assert outside_ops(sandbox) == before, ("a run changed the sandbox outside the ops home", args)
+    if check_mode:
+        assert tree(sandbox["ops"]) == home_before, ("a check-mode run changed the ops home", args, result)
     return result
 
 

@@ -19,7 +19,7 @@ from ansible_collections.unikernel.ops.plugins.module_utils.errors import OpsErr
 from ansible_collections.unikernel.ops.plugins.module_utils.images import elf
 from ansible_collections.unikernel.ops.plugins.module_utils.images import layout as image_layout
 from ansible_collections.unikernel.ops.plugins.module_utils.tfs.reader import TFS
-from ansible_collections.unikernel.ops.tests.unit.conftest import make_boot_img, make_release
+from ansible_collections.unikernel.ops.tests.unit.conftest import kernel_home, make_boot_img, make_release
 from ansible_collections.unikernel.ops.tests.unit.plugins.modules.module_runner import run_module, tree
 
 PT_LOAD, PT_INTERP, PT_NOTE = 1, 3, 4
@@ -129,11 +129,7 @@ def home_tree(ops):
 
 @pytest.fixture
 def ops(tmp_path):
-    home = str(tmp_path / "ops")
-    make_release(home, "0.1.99")
-    with open(os.path.join(home, "latest.txt"), "w") as f:
-        f.write("0.1.99")
-    return home
+    return kernel_home(tmp_path / "ops")
 
 
 @pytest.mark.parametrize("member, data, why", [

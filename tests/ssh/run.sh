@@ -22,17 +22,25 @@ case "$home" in
 esac
 work=$(mktemp -d)  # owner-only: the keys, sshd's config and pid, the ssh control sockets
 started=""
+# The managed user's QEMU processes still running (pid, state, command): a zombie has ended and
+# only waits for its parent to reap it; where PID 1 does not reap (some CI containers) one stays,
+# so it does not count. ps exits 1 when the user has no process at all.
+live_qemu() {
+    { ps -u "$user" -o pid=,stat=,comm= || true; } | awk '$2 !~ /^Z/ && $3 ~ /^qemu-system/'
+}
 # shellcheck disable=SC2317  # run by the trap
 cleanup() {
-    local s
+    local s pid
     for s in "$work"/cp/*; do
         if [ -S "$s" ]; then ssh -o ControlPath="$s" -O exit managed-host >/dev/null 2>&1 || true; fi
     done
     if [ -n "$started" ] && [ -s "$work/sshd.pid" ]; then
         as_root kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
     fi
-    # The managed user's key and ops home go too: the next run starts on an empty home.
-    as_root rm -rf -- "$home/.ssh/authorized_keys" "$home/.ops" "$home/ssh-run" "$home/.ansible"
+    # A failed play may leave its QEMU running: it goes before the ops home it uses.
+    for pid in $(live_qemu | awk '{print $1}'); do as_root kill -KILL "$pid" 2>/dev/null || true; done
+    # The managed user's keys and ops home go too: the next run starts on an empty home.
+    as_root rm -rf -- "$home/.ssh" "$home/.ops" "$home/ssh-run" "$home/.ansible"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -40,6 +48,9 @@ as_root rm -rf -- "$home/.ops" "$home/ssh-run" "$home/.ansible"  # a killed run'
 
 ssh-keygen -q -t ed25519 -N '' -C "unikernel-ops ssh run host" -f "$work/host_key"
 ssh-keygen -q -t ed25519 -N '' -C "unikernel-ops ssh run client" -f "$work/client_key"
+# ~/.ssh made afresh: the user under test could have left a link there that install, as root,
+# would follow and hand over
+as_root rm -rf -- "$home/.ssh"
 as_root install -d -o "$user" -g "$(id -gn "$user")" -m 0700 "$home/.ssh"
 as_root install -o "$user" -g "$(id -gn "$user")" -m 0600 "$work/client_key.pub" "$home/.ssh/authorized_keys"
 
@@ -80,13 +91,11 @@ mkdir -p "$work/cp"
 rc=0
 UOPS_SSH_PORT=$port UOPS_SSH_USER=$user UOPS_SSH_KEY="$work/client_key" UOPS_SSH_KNOWN_HOSTS="$work/known_hosts" \
     UOPS_SSH_PYTHON=$python ANSIBLE_SSH_CONTROL_PATH_DIR="$work/cp" \
-    ansible-playbook -i "$HERE/inventory.yml" "$HERE/managed_host.yml" "$@" || rc=$?
-# The play removed its instance: no QEMU of the managed user may outlive it. A zombie has
-# ended and only waits for its parent to reap it; where PID 1 does not reap (some CI
-# containers) one stays, so only processes in any other state count.
-live_qemu=$(ps -u "$user" -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^qemu-system/')
-if [ "$rc" -eq 0 ] && [ -n "$live_qemu" ]; then
-    echo "a QEMU of $user still runs after the play removed its instance: $live_qemu" >&2
+    ansible-playbook -i "$HERE/inventory.yml" "$HERE/managed_host.yml" -e ssh_run_build="$work/build" "$@" || rc=$?
+# The play removed its instance: no QEMU of the managed user may outlive it.
+still=$(live_qemu)
+if [ "$rc" -eq 0 ] && [ -n "$still" ]; then
+    echo "a QEMU of $user still runs after the play removed its instance: $still" >&2
     rc=1
 fi
 if [ "$rc" -ne 0 ]; then
